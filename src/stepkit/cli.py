@@ -1,0 +1,42 @@
+"""The `stepkit` command line: one verb per pipeline stage.
+
+Each package owns its verbs in its own ``cli.py`` exposing ``register(app, bench)``, so
+``stepkit --help`` stays fast (heavy imports happen inside the commands).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="stepkit",
+    help="STEP for Video-LLMs: scene graphs from video, graph-guided multi-step Q/R/A, dual-objective training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Measure speed and memory of a stage (results go to docs/benchmarks.md).", no_args_is_help=True)
+
+# Modules that add verbs; each defines register(app, bench_app).
+VERB_MODULES = [
+    "stepkit.graph.cli",
+]
+
+
+def _build() -> None:
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(app, bench_app)
+    app.add_typer(bench_app, name="bench")
+
+
+def main() -> None:
+    """Entry point of the ``stepkit`` script."""
+    app()
+
+
+_build()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The Q/R/A record: one graph-grounded question with its step-by-step rationale and answer.
+
+This is the canonical line of ``qa.jsonl``; every export (LLaVA, ChatML, HF datasets), the trainer
+and the evaluator read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from stepkit.errors import DataError
+
+RECORD_SCHEMA_VERSION = "1.0"
+
+DEFAULT_ANSWER_INSTRUCTION = "Answer the question with a short phrase."
+DEFAULT_RATIONALE_INSTRUCTION = (
+    "Explain step by step what happens in the video that answers the question, then give the answer."
+)
+
+
+@dataclass
+class RationaleStep:
+    """One grounded statement of a rationale; ``grounding`` lists the graph ids it rests on."""
+
+    text: str
+    grounding: list[str] = field(default_factory=list)
+    t0: float | None = None
+    t1: float | None = None
+
+
+@dataclass
+class QRARecord:
+    """Question / rationale / answer over one video (or a window of it)."""
+
+    id: str
+    video_id: str
+    question: str
+    answer: str
+    steps: int
+    type: str
+    rationale: list[RationaleStep] = field(default_factory=list)
+    answer_sentence: str = ""
+    options: list[str] | None = None
+    answer_index: int | None = None
+    program: list[dict[str, Any]] = field(default_factory=list)
+    video: str | None = None
+    window: tuple[float, float] | None = None
+    answer_instruction: str = DEFAULT_ANSWER_INSTRUCTION
+    rationale_instruction: str = DEFAULT_RATIONALE_INSTRUCTION
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: str = RECORD_SCHEMA_VERSION
+
+    @property
+    def rationale_text(self) -> str:
+        """The rationale as one paragraph."""
+        return " ".join(s.text for s in self.rationale)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        if d["window"] is not None:
+            d["window"] = list(d["window"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "QRARecord":
+        """Build from a dict; raises :class:`DataError` on missing or mistyped fields."""
+        try:
+            kw = dict(d)
+            kw["rationale"] = [RationaleStep(**s) for s in d.get("rationale", [])]
+            if kw.get("window") is not None:
+                kw["window"] = (float(kw["window"][0]), float(kw["window"][1]))
+            rec = cls(**kw)
+        except (TypeError, KeyError, ValueError, IndexError) as exc:
+            raise DataError(f"malformed Q/R/A record {d.get('id', '?')!r}: {exc}") from None
+        return rec
+
+    def to_json(self) -> str:
+        """One compact, key-sorted JSON line (no newline)."""
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[QRARecord]:
+    """Stream records from a ``qa.jsonl`` file or a folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "qa.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no such Q/R/A file")
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+            try:
+                yield QRARecord.from_dict(d)
+            except DataError as exc:
+                raise DataError(f"{path}:{lineno}: {exc}") from None
+
+
+def load_records(path: str | os.PathLike) -> list[QRARecord]:
+    """All records of a ``qa.jsonl`` file or folder."""
+    return list(iter_records(path))
