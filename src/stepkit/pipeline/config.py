@@ -1,0 +1,169 @@
+"""The self-training run's config: one YAML file, validated, saved with the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stepkit.errors import ConfigError
+
+
+@dataclass
+class WorldSource:
+    """Render training videos (with ground-truth graphs) from the synthetic world."""
+
+    videos: int = field(default=12, metadata={"help": "How many videos to render."})
+    seed: int = field(default=0, metadata={"help": "World seed; held-out videos use other seeds."})
+    duration: float | None = field(default=None, metadata={"help": "Seconds per video (world default when unset)."})
+    fps: float | None = field(default=None, metadata={"help": "Frames per second (world default when unset)."})
+    size: int | None = field(default=None, metadata={"help": "Frame width in pixels (world default when unset)."})
+
+
+@dataclass
+class InduceStage:
+    """How each round turns videos into graphs."""
+
+    backend: str = field(default="world", metadata={"help": "Inducer: world | opencv | vlm."})
+    model: str | None = field(
+        default=None,
+        metadata={"help": "vlm only: a model path, or 'current' for the model being self-trained."},
+    )
+    endpoint: str | None = field(default=None, metadata={"help": "vlm only: an OpenAI-compatible endpoint URL."})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "Backend options (written to a YAML --config)."})
+
+
+@dataclass
+class GenerateStage:
+    """How Q/R/A records are sampled from each round's graphs."""
+
+    per_video: int = field(default=30, metadata={"help": "Records to sample per video."})
+    steps: str = field(default="1:0.25,2:0.25,3:0.25,4:0.25", metadata={"help": "Step mix, e.g. 1:0.2,2:0.3,3:0.5."})
+    types: str | None = field(default=None, metadata={"help": "Comma-separated question types (all when unset)."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed (each round adds its index)."})
+
+
+@dataclass
+class TrainStage:
+    """How each round fine-tunes the model on its Q/R/A."""
+
+    model: str = field(default="tiny:qwen2.5-vl", metadata={"help": "Base model: a local path, or tiny:FAMILY for a tiny random model."})
+    lambda_rationale: float = field(default=1.0, metadata={"help": "λ in L = L_answer + λ·L_rationale."})
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps per round."})
+    lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
+    extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit train` options, verbatim."})
+
+
+@dataclass
+class EvalStage:
+    """The held-out questions every round is scored on (from ground-truth graphs of unseen videos)."""
+
+    videos: int = field(default=6, metadata={"help": "Held-out world videos."})
+    seed: int = field(default=1000, metadata={"help": "World seed of the held-out videos (never a training seed)."})
+    per_video: int = field(default=20, metadata={"help": "Held-out questions per video."})
+    steps: str = field(default="1:0.34,2:0.33,3:0.33", metadata={"help": "Step mix of the held-out questions."})
+    mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open."})
+    extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit eval` options, verbatim."})
+
+
+@dataclass
+class SelfTrainConfig:
+    """Rounds of induce → generate → train → eval (STEP's self-training loop)."""
+
+    out: str = field(default="runs/selftrain", metadata={"help": "Run folder; each round writes round_K/ inside."})
+    rounds: int = field(default=2, metadata={"help": "Self-training rounds."})
+    world: WorldSource | None = field(default_factory=WorldSource, metadata={"help": "Synthetic training videos."})
+    videos: str | None = field(default=None, metadata={"help": "A folder of real videos instead of the world."})
+    ground_truth: str | None = field(default=None, metadata={"help": "Ground-truth graphs for graph accuracy (set for the world)."})
+    induce: InduceStage = field(default_factory=InduceStage)
+    generate: GenerateStage = field(default_factory=GenerateStage)
+    train: TrainStage = field(default_factory=TrainStage)
+    eval: EvalStage = field(default_factory=EvalStage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for saving with the run)."""
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: Any, where: str, source: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where or '(top level)'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: {where + '.' if where else ''}{unknown[0]}: unknown field "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        nested = {"world": WorldSource, "induce": InduceStage, "generate": GenerateStage, "train": TrainStage, "eval": EvalStage}
+        path = f"{where}.{name}" if where else name
+        if cls is SelfTrainConfig and name in nested:
+            kwargs[name] = None if (name == "world" and value is None) else _build(nested[name], value, path, source)
+        else:
+            kwargs[name] = _check_type(f, value, path, source)
+    return cls(**kwargs)
+
+
+def _check_type(f: dataclasses.Field, value: Any, path: str, source: str) -> Any:
+    t = str(f.type)
+    ok = True
+    if t.startswith("int"):
+        ok = isinstance(value, int) and not isinstance(value, bool) or (value is None and "None" in t)
+    elif t.startswith("float"):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or (value is None and "None" in t)
+    elif t.startswith("bool"):
+        ok = isinstance(value, bool)
+    elif t.startswith("str"):
+        ok = isinstance(value, str) or (value is None and "None" in t)
+    elif t.startswith("list"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif t.startswith("dict"):
+        ok = isinstance(value, dict)
+    if not ok:
+        raise ConfigError(f"{source}: {path}: expected {t}, got {value!r}")
+    return value
+
+
+def validate_config(cfg: SelfTrainConfig, source: str = "config") -> SelfTrainConfig:
+    """Check cross-field rules; returns ``cfg``."""
+    if cfg.rounds < 1:
+        raise ConfigError(f"{source}: rounds: must be at least 1, got {cfg.rounds}")
+    if (cfg.world is None) == (cfg.videos is None):
+        raise ConfigError(f"{source}: set exactly one of 'world' (synthetic videos) or 'videos' (a folder)")
+    if cfg.induce.backend not in {"world", "opencv", "vlm"}:
+        raise ConfigError(f"{source}: induce.backend: unknown backend {cfg.induce.backend!r} (world, opencv, vlm)")
+    if cfg.induce.backend == "vlm" and not (cfg.induce.model or cfg.induce.endpoint):
+        raise ConfigError(f"{source}: induce.model: the vlm backend needs a model ('current' or a path) or an endpoint")
+    if cfg.eval.mode not in {"mc-loglik", "mc-generate", "open"}:
+        raise ConfigError(f"{source}: eval.mode: unknown mode {cfg.eval.mode!r}")
+    if cfg.world is not None and cfg.eval.seed == cfg.world.seed:
+        raise ConfigError(f"{source}: eval.seed: held-out videos must not share the training world seed {cfg.world.seed}")
+    if cfg.train.max_steps < 1:
+        raise ConfigError(f"{source}: train.max_steps: must be at least 1")
+    return cfg
+
+
+def config_from_dict(data: Any, source: str = "config") -> SelfTrainConfig:
+    """Build and validate a config from a parsed YAML mapping."""
+    return validate_config(_build(SelfTrainConfig, data, "", source), source)
+
+
+def load_config(path: str | os.PathLike) -> SelfTrainConfig:
+    """Read and validate a self-training YAML config."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return config_from_dict(data, str(path))
