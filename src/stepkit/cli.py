@@ -22,6 +22,16 @@ bench_app = typer.Typer(help="Measure speed and memory of a stage (results go to
 # Modules that add verbs; each defines register(app, bench_app).
 VERB_MODULES = [
     "stepkit.graph.cli",
+    "stepkit.world.cli",
+    "stepkit.induce.cli",
+    "stepkit.video.cli",
+    "stepkit.reason.cli",
+    "stepkit.models.cli",
+    "stepkit.train.cli",
+    "stepkit.sources.cli",
+    "stepkit.evaluate.cli",
+    "stepkit.evaluate.star_cli",
+    "stepkit.pipeline.cli",
 ]
 
 

@@ -60,3 +60,29 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of a string."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def atomic_write_many(items: Iterable[tuple[str | os.PathLike, str | bytes]]) -> list[Path]:
+    """Write many files, each atomically (whole or not at all), with one disk sync for the batch.
+
+    Syncing each small file on its own costs milliseconds apiece; thousands of graphs written this way
+    take one ``os.sync`` instead. Every file is written to a temporary name beside its target first,
+    all are synced together, then each is renamed into place.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in items:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.sync()
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return [p for _, p in staged]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -60,11 +60,26 @@ class QRARecord:
         return " ".join(s.text for s in self.rationale)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        d = asdict(self)
-        if d["window"] is not None:
-            d["window"] = list(d["window"])
-        return d
+        """JSON-ready dict (a deep copy, as ``dataclasses.asdict`` gives, built without its overhead)."""
+        return self._as_dict(copy_nested=True)
+
+    def _as_dict(self, copy_nested: bool) -> dict[str, Any]:
+        """Every field (new ones included), rationale steps as dicts, the window as a list; nested
+        containers deep-copied when ``copy_nested`` (``to_json`` skips the copy: it only reads)."""
+        import copy
+
+        out: dict[str, Any] = {}
+        for name in _RECORD_FIELDS:
+            v = getattr(self, name)
+            if name == "rationale":
+                v = [{f: (list(getattr(st, f)) if f == "grounding" else getattr(st, f)) for f in _STEP_FIELDS}
+                     for st in v]
+            elif name == "window":
+                v = list(v) if v is not None else None
+            elif copy_nested and isinstance(v, (dict, list)):
+                v = copy.deepcopy(v)
+            out[name] = v
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "QRARecord":
@@ -81,7 +96,11 @@ class QRARecord:
 
     def to_json(self) -> str:
         """One compact, key-sorted JSON line (no newline)."""
-        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return json.dumps(self._as_dict(copy_nested=False), sort_keys=True, ensure_ascii=False)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(QRARecord))
+_STEP_FIELDS = tuple(f.name for f in fields(RationaleStep))
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[QRARecord]:

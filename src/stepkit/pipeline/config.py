@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ class WorldSource:
 
     videos: int = field(default=12, metadata={"help": "How many videos to render."})
     seed: int = field(default=0, metadata={"help": "World seed; held-out videos use other seeds."})
-    duration: float | None = field(default=None, metadata={"help": "Seconds per video (world default when unset)."})
+    duration: str | None = field(default=None, metadata={"help": "Seconds per video, or a range such as 8-12 (world default when unset)."})
     fps: float | None = field(default=None, metadata={"help": "Frames per second (world default when unset)."})
-    size: int | None = field(default=None, metadata={"help": "Frame width in pixels (world default when unset)."})
+    size: str | None = field(default=None, metadata={"help": "Frame size WIDTHxHEIGHT (world default when unset)."})
 
 
 @dataclass
@@ -55,6 +56,9 @@ class TrainStage:
     lambda_rationale: float = field(default=1.0, metadata={"help": "λ in L = L_answer + λ·L_rationale."})
     max_steps: int = field(default=60, metadata={"help": "Optimizer steps per round."})
     lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
+    save_steps: int = field(default=20, metadata={"help": "Checkpoint every N steps (what an interrupted round resumes from)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the tiny model's weights; each round trains with seed + round."})
+    tiny_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit models tiny` options for tiny:FAMILY, verbatim."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit train` options, verbatim."})
 
 
@@ -67,6 +71,7 @@ class EvalStage:
     per_video: int = field(default=20, metadata={"help": "Held-out questions per video."})
     steps: str = field(default="1:0.34,2:0.33,3:0.33", metadata={"help": "Step mix of the held-out questions."})
     mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open."})
+    frames: int = field(default=4, metadata={"help": "Frames sampled per question."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit eval` options, verbatim."})
 
 
@@ -89,12 +94,24 @@ class SelfTrainConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls, data: Any, where: str, source: str):
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field holds (``X`` or ``X | None``), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def build_dataclass(cls, data: Any, where: str, source: str):
+    """``cls`` from a parsed YAML mapping, recursing into nested dataclass fields; ConfigError naming the field."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {where or '(top level)'}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -103,13 +120,13 @@ def _build(cls, data: Any, where: str, source: str):
         )
     kwargs = {}
     for name, value in data.items():
-        f = fields[name]
-        nested = {"world": WorldSource, "induce": InduceStage, "generate": GenerateStage, "train": TrainStage, "eval": EvalStage}
         path = f"{where}.{name}" if where else name
-        if cls is SelfTrainConfig and name in nested:
-            kwargs[name] = None if (name == "world" and value is None) else _build(nested[name], value, path, source)
+        nested = _dataclass_of(hints[name])
+        if nested is not None:
+            optional = type(None) in typing.get_args(hints[name])
+            kwargs[name] = None if (optional and value is None) else build_dataclass(nested, value, path, source)
         else:
-            kwargs[name] = _check_type(f, value, path, source)
+            kwargs[name] = _check_type(fields[name], value, path, source)
     return cls(**kwargs)
 
 
@@ -123,9 +140,12 @@ def _check_type(f: dataclasses.Field, value: Any, path: str, source: str) -> Any
     elif t.startswith("bool"):
         ok = isinstance(value, bool)
     elif t.startswith("str"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # `duration: 8` in YAML means the string "8"
         ok = isinstance(value, str) or (value is None and "None" in t)
     elif t.startswith("list"):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        item = int if t.startswith("list[int") else str
+        ok = isinstance(value, list) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
     elif t.startswith("dict"):
         ok = isinstance(value, dict)
     if not ok:
@@ -149,12 +169,16 @@ def validate_config(cfg: SelfTrainConfig, source: str = "config") -> SelfTrainCo
         raise ConfigError(f"{source}: eval.seed: held-out videos must not share the training world seed {cfg.world.seed}")
     if cfg.train.max_steps < 1:
         raise ConfigError(f"{source}: train.max_steps: must be at least 1")
+    if cfg.train.save_steps < 1:
+        raise ConfigError(f"{source}: train.save_steps: must be at least 1")
+    if cfg.train.lambda_rationale < 0:
+        raise ConfigError(f"{source}: train.lambda_rationale: must be >= 0")
     return cfg
 
 
 def config_from_dict(data: Any, source: str = "config") -> SelfTrainConfig:
     """Build and validate a config from a parsed YAML mapping."""
-    return validate_config(_build(SelfTrainConfig, data, "", source), source)
+    return validate_config(build_dataclass(SelfTrainConfig, data, "", source), source)
 
 
 def load_config(path: str | os.PathLike) -> SelfTrainConfig:

