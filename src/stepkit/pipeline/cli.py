@@ -100,7 +100,7 @@ def demo_cmd(
 
 
 def replicate_cmd(
-    config: Path = typer.Option(CONFIGS / "replicate.yaml", "--config", "-c", help="Replication YAML config."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Replication YAML config (default: the bundled configs/replicate.yaml)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (overrides the config's 'out')."),
     results: Optional[Path] = typer.Option(None, "--results", help="Also write the results page here (e.g. docs/results.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
@@ -112,7 +112,7 @@ def replicate_cmd(
     from stepkit.pipeline.selftrain import stage_env
 
     try:
-        cfg = load_replicate_config(config)
+        cfg = load_replicate_config(config or CONFIGS / "replicate.yaml")
         if out is not None:
             cfg.out = str(out)
         if dry_run:

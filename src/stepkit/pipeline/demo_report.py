@@ -49,7 +49,7 @@ def _accuracy_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _graph_section(L: RunLayout, k: int) -> str:
-    from stepkit.graph import load_graph
+    from stepkit.graph.serialize import iter_graph_files, load_graph
     from stepkit.graph.show import timeline_lines
 
     rd = L.round(k)
@@ -60,8 +60,7 @@ def _graph_section(L: RunLayout, k: int) -> str:
         keys = [key for key, v in overall.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         cells = "".join(f"<tr><td>{html.escape(key)}</td><td>{overall[key]:.3f}</td></tr>" for key in keys[:16])
         parts.append(f"<h3>Induced graphs against the ground truth</h3><table>{cells}</table>")
-    graphs = sorted((rd / "graphs").glob("*.json"))
-    graphs = [g for g in graphs if g.name != "summary.json"]
+    graphs = list(iter_graph_files(rd / "graphs")) if (rd / "graphs").is_dir() else []
     if graphs:
         g = load_graph(graphs[0])
         lines = "\n".join(timeline_lines(g)[:40])
