@@ -104,3 +104,26 @@ def test_judge_rows() -> None:
     m = breakdown(rows, n_boot=100)
     assert m["judge"]["n"] == 5 and m["judge"]["accuracy"]["correct"] == 1
     assert m["judge"]["score"] == pytest.approx((5 + 1 * 4) / 5)
+
+
+def test_show_options_prompt_is_the_training_prompt(world_split) -> None:
+    """With --show-options an mc-loglik prompt is exactly the user turn `stepkit train` encodes."""
+    from stepkit.data.record import load_records
+    from stepkit.evaluate.loaders import load_stepkit
+    from stepkit.evaluate.scoring import item_mode, question_text
+    from stepkit.train.collate import user_text
+
+    records = {r.id: r for r in load_records(world_split["qa"])}
+    items = load_stepkit(world_split["qa"])
+    seen_mc = seen_binary = 0
+    for it in items:
+        it2, mode = item_mode(it, "mc-loglik")
+        if mode != "mc-loglik":
+            continue
+        rec = records[it.id]
+        assert question_text(it2, mode, show_options=True) == user_text(rec, rec.answer_instruction)
+        seen_mc += bool(rec.options)
+        seen_binary += not rec.options
+        if rec.options:  # without the flag the options stay out of the prompt (lmms-eval style)
+            assert "Options:" not in question_text(it2, mode)
+    assert seen_mc and seen_binary

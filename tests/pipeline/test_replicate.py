@@ -90,7 +90,7 @@ def test_summary_means_differences_and_relative_gain(tmp_path: Path) -> None:
     assert d["mean"] == pytest.approx(0.375) and d["ci_low"] <= d["mean"] <= d["ci_high"]
     assert res["relative_gain"]["3+"] == pytest.approx(1.5)
     table = results_markdown(res)
-    assert "| step | " in table and "+150.0%" in table and "3+ steps (n=4)" in table
+    assert "| step | " in table and "+150.0%" in table and "≥3 steps (n=4)" in table
     page = results_page(res, "plot.png")
     assert "was reproduced" in page or "was not reproduced" in page
     assert "![accuracy by steps](plot.png)" in page

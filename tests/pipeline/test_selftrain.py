@@ -131,3 +131,11 @@ def test_two_rounds_kill_during_round_2_training_then_resume(tmp_path: Path) -> 
     other = _write(tmp_path, {**TWO_ROUNDS, "rounds": 1}, "other.yaml")
     res = CliRunner().invoke(app, ["selftrain", "--config", str(other), "--out", str(run)])
     assert res.exit_code == 1 and "holds a run of another config" in res.output
+
+
+def test_demo_dry_run_plans_one_round(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 10 and "stepkit induce" in lines[5] and "--backend world" in lines[5]
+    assert "stepkit train" in lines[8] and "--lambda-rationale 1.0" in lines[8]

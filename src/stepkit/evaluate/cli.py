@@ -56,6 +56,7 @@ def eval_cmd(
     frames: int = typer.Option(8, "--frames", help="Frames sampled per question (0: text only)."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Generation length (mc-generate, open)."),
     loglik_norm: str = typer.Option("none", "--loglik-norm", help="mc-loglik option score: none (sum) | chars (per character)."),
+    show_options: bool = typer.Option(False, "--show-options/--hide-options", help="mc-loglik: list the options in the prompt, as `stepkit train` prompts do."),
     batch_size: int = typer.Option(8, "--batch-size", help="Questions per model call."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -79,7 +80,7 @@ def eval_cmd(
     try:
         cfg = EvalConfig(benchmark=benchmark, data=str(data), mode=mode, videos=str(videos) if videos else None,
                          limit=limit, frames=frames, max_new_tokens=max_new_tokens, loglik_norm=loglik_norm,
-                         batch_size=batch_size, bootstrap=bootstrap, seed=seed, backend=backend, model=model,
+                         show_options=show_options, batch_size=batch_size, bootstrap=bootstrap, seed=seed, backend=backend, model=model,
                          endpoint=endpoint, model_options=_parse_opts(model_opt), judge_endpoint=judge_endpoint,
                          judge_model=judge_model, cache=str(cache) if cache else None)
         with progress(transient=True) as bar:

@@ -40,6 +40,7 @@ class EvalConfig:
     frames: int = 8
     max_new_tokens: int = 32
     loglik_norm: str = "none"
+    show_options: bool = False
     batch_size: int = 8
     bootstrap: int = DEFAULT_BOOTSTRAP
     seed: int = 0
@@ -125,7 +126,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | os.PathLike, *, model: Any = None,
     if model is None:
         model = build_model(cfg)
     sc = ScoreConfig(mode=mode, frames=cfg.frames, max_new_tokens=cfg.max_new_tokens,
-                     loglik_norm=cfg.loglik_norm, batch_size=cfg.batch_size)
+                     loglik_norm=cfg.loglik_norm, batch_size=cfg.batch_size, show_options=cfg.show_options)
     done = [0]
 
     def tick(k: int) -> None:

@@ -37,13 +37,15 @@ JUDGE_TEMPLATE = (
 @dataclass
 class ScoreConfig:
     """How to score: ``mode`` (mc-loglik | mc-generate | open), ``frames`` per question, decoding length,
-    log-likelihood normalisation (``none``: summed log-prob; ``chars``: per character of the option)."""
+    log-likelihood normalisation (``none``: summed log-prob; ``chars``: per character of the option), and
+    whether mc-loglik prompts list the item's options (as the trainer's prompts do)."""
 
     mode: str = "mc-loglik"
     frames: int = 8
     max_new_tokens: int = 32
     loglik_norm: str = "none"
     batch_size: int = 8
+    show_options: bool = False
 
     def validate(self) -> None:
         """ConfigError on unknown settings."""
@@ -57,9 +59,15 @@ class ScoreConfig:
             raise ConfigError("max_new_tokens and batch_size must be >= 1")
 
 
-def question_text(item: EvalItem, mode: str) -> str:
-    """The text shown to the model for ``item`` under ``mode``."""
+def question_text(item: EvalItem, mode: str, show_options: bool = False) -> str:
+    """The text shown to the model for ``item`` under ``mode``.
+
+    With ``show_options`` an mc-loglik prompt lists the item's own options exactly as
+    ``stepkit train`` prompts do (implicit yes/no options are not listed, as in training).
+    """
     q = item.question.strip()
+    if mode == "mc-loglik" and show_options and item.options and not item.meta.get("implicit_options"):
+        q += "\nOptions:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options))
     if mode == "mc-generate":
         opts = "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options or []))
         return f"{q}\nOptions:\n{opts}\n{MC_INSTRUCTION}"
@@ -79,12 +87,12 @@ def load_frames(item: EvalItem, n: int) -> tuple[list[Any], float | None]:
     return list(sample.frames), fps
 
 
-def build_prompt(item: EvalItem, mode: str, frames: int):
+def build_prompt(item: EvalItem, mode: str, frames: int, show_options: bool = False):
     """The :class:`~stepkit.models.base.Prompt` for ``item`` (frames as one video)."""
     from stepkit.models.base import Prompt
 
     video, fps = load_frames(item, frames)
-    return Prompt(text=question_text(item, mode), video=video or None, video_fps=fps)
+    return Prompt(text=question_text(item, mode, show_options), video=video or None, video_fps=fps)
 
 
 def _row(item: EvalItem) -> dict[str, Any]:
@@ -151,7 +159,8 @@ def item_mode(item: EvalItem, mode: str) -> tuple[EvalItem, str]:
         return item, mode
     if item.answer.strip().lower().rstrip(".") in BINARY_OPTIONS:
         idx = BINARY_OPTIONS.index(item.answer.strip().lower().rstrip("."))
-        return replace(item, options=list(BINARY_OPTIONS), answer_index=idx), mode
+        return replace(item, options=list(BINARY_OPTIONS), answer_index=idx,
+                       meta={**item.meta, "implicit_options": True}), mode
     return item, "open"
 
 
@@ -176,7 +185,7 @@ def score_items(model: Any, items: Sequence[EvalItem], cfg: ScoreConfig, *,
             row["mode"] = mode
             rows.append(row)
             try:
-                todo.append((it, row, mode, build_prompt(it, mode, cfg.frames)))
+                todo.append((it, row, mode, build_prompt(it, mode, cfg.frames, cfg.show_options)))
             except StepkitError as exc:
                 row.update(correct=False, prediction=None, pred_index=None, parse_failed=False, error=str(exc))
         gen = [(it, row, mode, p) for it, row, mode, p in todo if mode != "mc-loglik"]

@@ -72,6 +72,7 @@ class EvalStage:
     steps: str = field(default="1:0.34,2:0.33,3:0.33", metadata={"help": "Step mix of the held-out questions."})
     mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open."})
     frames: int = field(default=4, metadata={"help": "Frames sampled per question."})
+    show_options: bool = field(default=True, metadata={"help": "mc-loglik: list the options in the prompt, as training prompts do."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit eval` options, verbatim."})
 
 
@@ -183,11 +184,15 @@ def config_from_dict(data: Any, source: str = "config") -> SelfTrainConfig:
 
 def load_config(path: str | os.PathLike) -> SelfTrainConfig:
     """Read and validate a self-training YAML config."""
+    return config_from_dict(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML config file's content; ConfigError naming the file when missing or malformed."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return config_from_dict(data, str(path))

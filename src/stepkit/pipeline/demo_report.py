@@ -33,7 +33,7 @@ def _accuracy_table(rows: list[dict[str, Any]]) -> str:
         for b in r["eval"].get("by_steps_bucket") or {}:
             if b not in buckets:
                 buckets.append(b)
-    head = "".join(f"<th>{html.escape(b)} steps</th>" for b in buckets)
+    head = "".join(f"<th>{html.escape(b)} step{'' if b == '1' else 's'}</th>" for b in buckets)
     body = []
     for r in rows:
         label = "base model" if r["round"] == 0 else f"after round {r['round']}"
@@ -58,7 +58,8 @@ def _graph_section(L: RunLayout, k: int) -> str:
     if isinstance(score, dict):
         overall = score.get("overall", score)
         keys = [key for key, v in overall.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        cells = "".join(f"<tr><td>{html.escape(key)}</td><td>{overall[key]:.3f}</td></tr>" for key in keys[:16])
+        cells = "".join(f"<tr><td>{html.escape(key)}</td><td>{overall[key]:.3f}</td></tr>" if isinstance(overall[key], float)
+                        else f"<tr><td>{html.escape(key)}</td><td>{overall[key]}</td></tr>" for key in keys[:16])
         parts.append(f"<h3>Induced graphs against the ground truth</h3><table>{cells}</table>")
     graphs = list(iter_graph_files(rd / "graphs")) if (rd / "graphs").is_dir() else []
     if graphs:
@@ -119,14 +120,16 @@ def write_run_report(cfg: SelfTrainConfig, title: str = "stepkit run") -> Path:
 <style>
 body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:.5em 0 1em}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
-img{{max-width:48%;margin:.5em 1% .5em 0;border:1px solid #eee}}pre{{background:#f6f6f6;padding:.6em;overflow:auto}}
+img{{display:block;max-width:100%;margin:.5em 0;border:1px solid #eee}}pre{{background:#f6f6f6;padding:.6em;overflow:auto}}
 .item{{border-left:4px solid #69c;padding:.3em .8em;margin:.6em 0}}.meta{{color:#777;font-size:.85em}}
 .q{{font-weight:600}}.rat{{color:#333;font-size:.92em}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{cfg.rounds} round(s) of induce → generate → train → eval; model <code>{html.escape(cfg.train.model)}</code>,
 λ = {cfg.train.lambda_rationale}, inducer <code>{html.escape(cfg.induce.backend)}</code>; held-out questions from
-{cfg.eval.videos} unseen world videos (seed {cfg.eval.seed}).</p>
+{cfg.eval.videos} unseen world videos (seed {cfg.eval.seed}), 4 options each (chance 25%). A tiny random model
+trained for minutes on a CPU shows the machinery end to end, not a capable model: swap in a real checkpoint
+(<code>train.model</code>) for real numbers.</p>
 <h2>Accuracy by reasoning steps (held-out questions)</h2>
 {_accuracy_table(rows) if rows else '<p>No round has been evaluated yet.</p>'}
 {imgs}

@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import yaml
+from typing import Any
 
 from stepkit.errors import ConfigError
 from stepkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from stepkit.pipeline.config import build_dataclass
-from stepkit.pipeline.stages import Stage, run_stage
+from stepkit.pipeline.config import build_dataclass, read_yaml
+from stepkit.pipeline.stages import OnStage, Stage, resume_if_checkpointed, run_stages, save_run_config
 
 ARMS = ("base", "answer-only", "step", "oracle")
+_SETUP = ("world", "heldout", "questions", "induce", "score", "base-data", "step-data", "oracle-data")
 BUCKETS = ("1", "2", "3+")
 PERCEPTION_TYPES = "attribute,relation,action,existence"
 
@@ -63,7 +62,9 @@ class ReplicateConfig:
     learning_rate: float = _f(1e-3, "Peak learning rate (full fine-tuning of a model trained from scratch).")
     batch_size: int = _f(8, "Samples per optimizer step.")
     num_frames: int = _f(4, "Frames per clip in training and evaluation.")
+    train_vision: bool = _f(True, "Train the vision tower too (a model trained from scratch has no vision to freeze).")
     bootstrap: int = _f(2000, "Bootstrap resamples for the intervals.")
+    workers: int = _f(1, "Training seeds run side by side (each stage then gets one torch thread).")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for saving with the run)."""
@@ -72,28 +73,15 @@ class ReplicateConfig:
 
 def load_replicate_config(path: str | Path) -> ReplicateConfig:
     """Read and validate a replication YAML config."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    cfg = build_dataclass(ReplicateConfig, data, "", str(path))
+    cfg = build_dataclass(ReplicateConfig, read_yaml(path), "", str(path))
     if not cfg.seeds:
         raise ConfigError(f"{path}: seeds: give at least one training seed")
     if cfg.heldout_seed == cfg.train_seed:
         raise ConfigError(f"{path}: heldout_seed: must differ from train_seed {cfg.train_seed}")
-    for name in ("base_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos"):
+    for name in ("base_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos", "workers"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{path}: {name}: must be at least 1")
     return cfg
-
-
-def _train_resume(stage: Stage) -> list[str]:
-    from stepkit.train.trainer import latest_checkpoint
-
-    return ["--resume"] if latest_checkpoint(stage.out) is not None else []
 
 
 def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
@@ -125,7 +113,7 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
                str(cfg.step_per_video), "--steps", cfg.step_mix, "--seed", str(cfg.train_seed)]),
     ]
     common = ["--lr", str(cfg.learning_rate), "--batch-size", str(cfg.batch_size), "--num-frames",
-              str(cfg.num_frames), "--full", "--quiet"]
+              str(cfg.num_frames), "--full", "--train-vision" if cfg.train_vision else "--freeze-vision", "--quiet"]
     arm_data = {"base": ("base", induced, "answer", 1.0), "answer-only": ("step", induced, "dual", 0.0),
                 "step": ("step", induced, "dual", 1.0), "oracle": ("oracle", world / "graphs", "dual", 1.0)}
     for seed in cfg.seeds:
@@ -136,7 +124,7 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
                        ["train", str(root / "data" / "base"), "--model", str(sd / "init"), "--out", str(sd / "base0"),
                         "--videos-dir", str(induced), "--samples", "answer", "--max-steps", str(cfg.base_steps),
                         "--save-steps", str(max(1, cfg.base_steps // 2)), "--seed", str(seed), *common],
-                       round=seed, resume_argv=_train_resume))
+                       round=seed, resume_argv=resume_if_checkpointed))
         for arm in ARMS:
             data, videos_dir, samples, lam = arm_data[arm]
             out = sd / arm
@@ -145,11 +133,11 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
                             str(out / "model"), "--videos-dir", str(videos_dir), "--samples", samples,
                             "--lambda-rationale", str(lam), "--max-steps", str(cfg.arm_steps),
                             "--save-steps", str(max(1, cfg.arm_steps // 2)), "--seed", str(seed), *common],
-                           round=seed, resume_argv=_train_resume))
+                           round=seed, resume_argv=resume_if_checkpointed))
             S.append(Stage(f"eval-{arm}", out / "eval",
                            ["eval", "--backend", "hf", "--model", str(out / "model"), "--benchmark", "stepkit",
                             "--data", str(held / "qa" / "qa.jsonl"), "--videos", str(held / "world" / "videos"),
-                            "--mode", "mc-loglik", "--frames", str(cfg.num_frames), "--bootstrap", "200",
+                            "--mode", "mc-loglik", "--show-options", "--frames", str(cfg.num_frames), "--bootstrap", "200",
                             "--out", str(out / "eval")], round=seed))
     return S
 
@@ -216,8 +204,8 @@ def _pct(v: float | None) -> str:
 def results_markdown(res: dict[str, Any]) -> str:
     """The results table (arms × steps buckets) and the STEP − answer-only line, as markdown."""
     groups = [g for g in ("1", "2", "3+", "all") if g in res["arms"]["base"]]
-    head = "| arm | " + " | ".join(f"{g} steps (n={res['arms']['base'][g]['n']})" if g != "all"
-                                  else f"all (n={res['arms']['base'][g]['n']})" for g in groups) + " |"
+    names = {"1": "1 step", "2": "2 steps", "3+": "≥3 steps", "all": "all"}
+    head = "| arm | " + " | ".join(f"{names[g]} (n={res['arms']['base'][g]['n']})" for g in groups) + " |"
     lines = [head, "|---|" + "---:|" * len(groups)]
     for a in ARMS:
         cells = [f"{_pct(res['arms'][a][g]['mean'])} [{_pct(res['arms'][a][g]['ci_low'])}, "
@@ -244,26 +232,28 @@ def plot_results(res: dict[str, Any]) -> bytes:
     return plot_groups(runs, "by_steps_bucket", "Held-out accuracy by reasoning steps (mean over seeds)", "steps")
 
 
-def run_replicate(cfg: ReplicateConfig, *, on_stage: Callable[[Stage, str, float], None] | None = None,
+def run_replicate(cfg: ReplicateConfig, *, on_stage: OnStage | None = None,
                   env: dict[str, str] | None = None, results: str | Path | None = None) -> str:
     """Run (or resume) every stage, then write ``OUT/results.json``, ``results.md`` and the plot; returns the table."""
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=True)
-    saved = root / "config.yaml"
-    if saved.is_file() and saved.read_text(encoding="utf-8") != text:
-        raise ConfigError(f"{saved}: this run folder holds a study of another config; give a new 'out'")
-    atomic_write_text(saved, text)
-    for stage in plan_replicate(cfg):
-        if stage.is_done():
-            if on_stage:
-                on_stage(stage, "skip", 0.0)
-            continue
-        if on_stage:
-            on_stage(stage, "start", 0.0)
-        seconds = run_stage(stage, root / "logs", env=env)
-        if on_stage:
-            on_stage(stage, "done", seconds)
+    save_run_config(root / "config.yaml", cfg.to_dict())
+    stages = plan_replicate(cfg)
+    setup = [s for s in stages if s.name in _SETUP]
+    chains = [[s for s in stages if s.round == seed and s.name not in _SETUP] for seed in cfg.seeds]
+    logs = root / "logs"
+    run_stages(setup, logs, env=env, on_stage=on_stage)
+    if cfg.workers == 1:
+        for chain in chains:
+            run_stages(chain, logs, env=env, on_stage=on_stage)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        chain_env = {**(env or {}), "OMP_NUM_THREADS": "1"}
+        with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
+            futures = [pool.submit(run_stages, chain, logs, env=chain_env, on_stage=on_stage) for chain in chains]
+            for fut in futures:
+                fut.result()
     res = summarize(cfg)
     atomic_write_json(root / "results.json", res)
     table = results_markdown(res)
@@ -296,7 +286,11 @@ def results_page(res: dict[str, Any], png_name: str) -> str:
                       if reached else "The paper's effect (≥ +21.3% relative with the interval above zero) "
                                       "**was not reproduced** at this scale."))
     ga = res.get("graph_accuracy") or {}
-    ga_line = ", ".join(f"{k} {v:.3f}" for k, v in ga.items() if isinstance(v, float))
+    ga_line = ", ".join(f"{k.replace('_', ' ')} {ga[k]:.3f}" for k in ("object_recall", "triplet_precision",
+                                                                      "triplet_recall", "action_recall", "cut_f1")
+                        if isinstance(ga.get(k), (int, float)))
+    counts = res.get("training_records") or {}
+    records_line = ", ".join(f"{counts[k]} {k}" for k in ("base", "step", "oracle") if k in counts)
     return f"""# Results: the paper's Table 2 at CPU scale
 
 Made by one command (config `src/stepkit/pipeline/configs/replicate.yaml`):
@@ -316,7 +310,7 @@ frames ({c['num_frames']} per clip), so every arm has equal training compute:
 - **oracle**: STEP records from the ground-truth graphs, λ = 1.
 
 Training videos: {c['train_videos']} world videos (seed {c['train_seed']}); induced-graph accuracy against
-the ground truth: {ga_line or 'n/a'}. Training records: {res['training_records']}. Held out:
+the ground truth: {ga_line or 'n/a'}. Training records: {records_line or 'n/a'}. Held out:
 {res['questions']} questions from the ground-truth graphs of {c['heldout_videos']} other world videos
 (seed {c['heldout_seed']}, never trained or tuned on), scored by option log-likelihood (4 options,
 chance 25%). Training seeds: {', '.join(map(str, res['seeds']))}. Cells are accuracy % averaged over seeds

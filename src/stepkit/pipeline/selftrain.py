@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from stepkit.errors import ConfigError
 from stepkit.io import atomic_write_jsonl, atomic_write_text
 from stepkit.pipeline.config import SelfTrainConfig
-from stepkit.pipeline.stages import Stage, run_stage
+from stepkit.pipeline.stages import OnStage, Stage, resume_if_checkpointed, run_stages, save_run_config
 
 CONFIG_FILE = "config.yaml"
 LEDGER_FILE = "rounds.jsonl"
@@ -82,12 +82,6 @@ def _world_args(src: Any) -> list[str]:
     return args
 
 
-def _train_resume(stage: Stage) -> list[str]:
-    from stepkit.train.trainer import latest_checkpoint
-
-    return ["--resume"] if latest_checkpoint(stage.out) is not None else []
-
-
 def plan(cfg: SelfTrainConfig) -> list[Stage]:
     """Every stage of the run, in order (pure: reads and writes nothing)."""
     L = RunLayout(cfg)
@@ -136,7 +130,7 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
                 "--videos-dir", str(graphs), "--max-steps", str(t.max_steps), "--lambda-rationale",
                 str(t.lambda_rationale), "--save-steps", str(t.save_steps), "--seed", str(t.seed + k), "--quiet"]
         argv += ["--lora", "--save-merged"] if t.lora else ["--full"]
-        stages.append(Stage("train", rd / "train", argv + list(t.extra_args), round=k, resume_argv=_train_resume))
+        stages.append(Stage("train", rd / "train", argv + list(t.extra_args), round=k, resume_argv=resume_if_checkpointed))
         stages.append(_eval_stage(cfg, L, k))
     return stages
 
@@ -146,7 +140,8 @@ def _eval_stage(cfg: SelfTrainConfig, L: RunLayout, k: int) -> Stage:
     out = L.round(k) / "eval"
     argv = ["eval", "--backend", "hf", "--model", str(L.model_after(k)), "--benchmark", "stepkit",
             "--data", str(L.heldout / "qa" / "qa.jsonl"), "--videos", str(L.heldout / "world" / "videos"),
-            "--mode", e.mode, "--frames", str(e.frames), "--out", str(out), *e.extra_args]
+            "--mode", e.mode, "--frames", str(e.frames), "--show-options" if e.show_options else "--hide-options",
+            "--out", str(out), *e.extra_args]
     return Stage("eval", out, argv, round=k)
 
 
@@ -187,17 +182,7 @@ def write_ledger(cfg: SelfTrainConfig) -> Path:
     return atomic_write_jsonl(Path(cfg.out) / LEDGER_FILE, rows)
 
 
-def save_run_config(cfg: SelfTrainConfig) -> Path:
-    """Write ``OUT/config.yaml``; refuse a run folder that holds another config's run."""
-    path = Path(cfg.out) / CONFIG_FILE
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=True)
-    if path.is_file() and path.read_text(encoding="utf-8") != text:
-        raise ConfigError(f"{path}: this run folder holds a run of another config; give a new 'out' "
-                          "or delete the folder")
-    return atomic_write_text(path, text)
-
-
-def run_selftrain(cfg: SelfTrainConfig, *, on_stage: Callable[[Stage, str, float], None] | None = None,
+def run_selftrain(cfg: SelfTrainConfig, *, on_stage: OnStage | None = None,
                   env: dict[str, str] | None = None) -> Path:
     """Run (or resume) every stage not yet done; returns the ledger path.
 
@@ -205,24 +190,14 @@ def run_selftrain(cfg: SelfTrainConfig, *, on_stage: Callable[[Stage, str, float
     """
     L = RunLayout(cfg)
     L.root.mkdir(parents=True, exist_ok=True)
-    save_run_config(cfg)
+    save_run_config(L.root / CONFIG_FILE, cfg.to_dict())
     for k in range(1, cfg.rounds + 1):
         if cfg.induce.options:
             atomic_write_text(L.round(k) / "induce.yaml", yaml.safe_dump(cfg.induce.options, sort_keys=True))
     if cfg.world is None and not L.videos.is_dir():
         raise ConfigError(f"videos: {L.videos} is not a folder")
-    for stage in plan(cfg):
-        if stage.is_done():
-            if on_stage:
-                on_stage(stage, "skip", 0.0)
-            continue
-        if on_stage:
-            on_stage(stage, "start", 0.0)
-        seconds = run_stage(stage, L.root / "logs", env=env)
-        if on_stage:
-            on_stage(stage, "done", seconds)
-        if stage.name == "eval":
-            write_ledger(cfg)
+    run_stages(plan(cfg), L.root / "logs", env=env, on_stage=on_stage,
+               after=lambda stage: write_ledger(cfg) if stage.name == "eval" else None)
     return write_ledger(cfg)
 
 

@@ -86,3 +86,44 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None) ->
     seconds = time.perf_counter() - t0
     atomic_write_json(stage.marker, {"argv": stage.argv, "exit_code": proc.returncode, "seconds": round(seconds, 3)})
     return seconds
+
+
+OnStage = Callable[[Stage, str, float], None]
+
+
+def run_stages(stages: list[Stage], log_dir: Path, *, env: dict[str, str] | None = None,
+               on_stage: OnStage | None = None, after: Callable[[Stage], None] | None = None) -> None:
+    """Run each stage not yet done, in order; ``on_stage(stage, "start" | "done" | "skip", seconds)``
+    reports progress and ``after(stage)`` runs once a stage has finished."""
+    for stage in stages:
+        if stage.is_done():
+            if on_stage:
+                on_stage(stage, "skip", 0.0)
+            continue
+        if on_stage:
+            on_stage(stage, "start", 0.0)
+        seconds = run_stage(stage, log_dir, env=env)
+        if on_stage:
+            on_stage(stage, "done", seconds)
+        if after:
+            after(stage)
+
+
+def resume_if_checkpointed(stage: Stage) -> list[str]:
+    """``--resume`` for a `stepkit train` stage whose folder already holds a checkpoint."""
+    from stepkit.train.trainer import latest_checkpoint
+
+    return ["--resume"] if latest_checkpoint(stage.out) is not None else []
+
+
+def save_run_config(path: Path, config: dict) -> Path:
+    """Write a run's config as YAML; refuse a folder that holds a run of another config."""
+    import yaml
+
+    from stepkit.errors import ConfigError
+
+    text = yaml.safe_dump(config, sort_keys=True)
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
+        raise ConfigError(f"{path}: this run folder holds a run of another config; give a new 'out' "
+                          "or delete the folder")
+    return atomic_write_text(path, text)
