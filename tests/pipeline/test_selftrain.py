@@ -72,6 +72,17 @@ def test_each_round_trains_the_previous_rounds_model() -> None:
     assert model_of(stages[(2, "eval")]) == str(Path("R/round_2/train"))
 
 
+def test_training_can_go_through_a_launcher() -> None:
+    cfg = config_from_dict({**TWO_ROUNDS, "out": "R", "train": {**TWO_ROUNDS["train"],
+                                                                "launcher": ["torchrun", "--nproc_per_node", "2"]}})
+    for stage in plan(cfg):
+        cmd = stage.command()
+        if stage.name == "train":
+            assert cmd[:5] == ["torchrun", "--nproc_per_node", "2", "-m", "stepkit.cli"] and cmd[5] == "train"
+        else:
+            assert cmd[0] == sys.executable and cmd[1:3] == ["-m", "stepkit.cli"]
+
+
 def test_dry_run_prints_the_plan(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["selftrain", "--config", str(_write(tmp_path, TWO_ROUNDS)), "--out",
                                    str(tmp_path / "run"), "--dry-run"])

@@ -59,6 +59,7 @@ class TrainStage:
     save_steps: int = field(default=20, metadata={"help": "Checkpoint every N steps (what an interrupted round resumes from)."})
     seed: int = field(default=0, metadata={"help": "Seed of the tiny model's weights; each round trains with seed + round."})
     tiny_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit models tiny` options for tiny:FAMILY, verbatim."})
+    launcher: list[str] = field(default_factory=list, metadata={"help": "Command that starts the training processes and takes `-m module`, e.g. [torchrun, --nproc_per_node, '8'] for a --preset; empty: one process."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit train` options, verbatim."})
 
 

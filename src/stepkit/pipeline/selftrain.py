@@ -130,7 +130,8 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
                 "--videos-dir", str(graphs), "--max-steps", str(t.max_steps), "--lambda-rationale",
                 str(t.lambda_rationale), "--save-steps", str(t.save_steps), "--seed", str(t.seed + k), "--quiet"]
         argv += ["--lora", "--save-merged"] if t.lora else ["--full"]
-        stages.append(Stage("train", rd / "train", argv + list(t.extra_args), round=k, resume_argv=resume_if_checkpointed))
+        stages.append(Stage("train", rd / "train", argv + list(t.extra_args), round=k, resume_argv=resume_if_checkpointed,
+                            launcher=list(t.launcher)))
         stages.append(_eval_stage(cfg, L, k))
     return stages
 

@@ -37,6 +37,8 @@ class Stage:
     ok_codes: tuple[int, ...] = (0,)
     # Decides extra argv at run time (e.g. --resume when a checkpoint exists).
     resume_argv: Callable[["Stage"], list[str]] | None = field(default=None, repr=False)
+    # A process launcher that takes ``-m module`` (e.g. torchrun --nproc_per_node 8); this Python when empty.
+    launcher: list[str] = field(default_factory=list)
 
     @property
     def marker(self) -> Path:
@@ -55,11 +57,12 @@ class Stage:
     def command(self) -> list[str]:
         """The full command line."""
         extra = self.resume_argv(self) if self.resume_argv else []
-        return [sys.executable, "-m", "stepkit.cli", *self.argv, *extra]
+        return [*(self.launcher or [sys.executable]), "-m", "stepkit.cli", *self.argv, *extra]
 
     def describe(self) -> str:
         """``round K  name  stepkit …`` for plans and logs."""
-        return f"round {self.round}  {self.name:<9} stepkit {' '.join(self.argv)}"
+        prog = " ".join([*self.launcher, "-m", "stepkit.cli"]) if self.launcher else "stepkit"
+        return f"round {self.round}  {self.name:<9} {prog} {' '.join(self.argv)}"
 
 
 def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None) -> float:
