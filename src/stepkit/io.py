@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, ContextManager, Iterable, Iterator, TextIO
 
 
 def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
@@ -15,21 +16,33 @@ def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
     return json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + ("\n" if indent else "")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+@contextmanager
+def _atomic_open(path: str | os.PathLike, mode: str) -> Iterator[IO[Any]]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_text_writer(path: str | os.PathLike) -> ContextManager[TextIO]:
+    """A UTF-8 text handle for streaming into ``path``: on success the whole file appears at once
+    (temp file + fsync + rename); on any error the old file, if any, is left untouched."""
+    return _atomic_open(path, "w")  # type: ignore[return-value]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    with _atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -32,14 +32,3 @@ def tiny_model(tmp_path_factory) -> Path:
     from stepkit.models.tiny import build_tiny_model
 
     return build_tiny_model("qwen2.5-vl", tmp_path_factory.mktemp("tiny") / "qwen", seed=0)
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny models run far faster on one thread than on two contended ones."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -25,14 +25,9 @@ FAST = {"samples": 2, "keyframes_per_clip": 2, "max_new_tokens": 24, "text_max_n
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine two threads spin-wait (100x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs on one torch thread (two contended threads spin-wait on a busy machine)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on two contended ones (measured: ~20x)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every model test here runs on one torch thread."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

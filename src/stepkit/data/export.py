@@ -101,26 +101,17 @@ def to_rows(record: QRARecord, videos_dir: str | None = None, **kw: Any) -> list
 
 
 def _write_stream(path: Path, items: Iterator[str], opener: str, closer: str, sep: str) -> Path:
-    import tempfile
+    from stepkit.io import atomic_text_writer
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(opener)
-            first = True
-            for item in items:
-                if not first:
-                    fh.write(sep)
-                fh.write(item)
-                first = False
-            fh.write(closer)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_writer(path) as fh:
+        fh.write(opener)
+        first = True
+        for item in items:
+            if not first:
+                fh.write(sep)
+            fh.write(item)
+            first = False
+        fh.write(closer)
     return path
 
 

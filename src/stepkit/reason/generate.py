@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -529,7 +528,7 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
              fmt: str = "jsonl", combined: bool = False) -> dict[str, Any]:
     """Write ``out_dir/qa.jsonl`` (+ the ``fmt`` export) and ``summary.json``; returns the summary."""
     from stepkit.graph.serialize import iter_graph_files
-    from stepkit.io import atomic_write_json
+    from stepkit.io import atomic_text_writer, atomic_write_json
 
     config = config or GenerateConfig()
     if config.per_video < 1:
@@ -543,18 +542,10 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
     failed: list[dict[str, str]] = []
     t0 = time.perf_counter()
     n = 0
-    fd, tmp = tempfile.mkstemp(prefix=".qa.jsonl.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for rec in iter_generated(files, gen, failed):
-                fh.write(rec.to_json() + "\n")
-                n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out / "qa.jsonl")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_writer(out / "qa.jsonl") as fh:
+        for rec in iter_generated(files, gen, failed):
+            fh.write(rec.to_json() + "\n")
+            n += 1
     seconds = time.perf_counter() - t0
     exported = None
     if fmt != "jsonl":

@@ -123,13 +123,11 @@ def refine_record(record: QRARecord, graph: STSG | GraphContext, backend: Any, p
 def refine_records(qa: Any, graphs: Any, backend: Any, out_dir: Any, params: Any = None) -> dict[str, Any]:
     """Reword every record of ``qa`` with ``backend``; write ``out_dir/qa.jsonl`` (reworded where the
     checks pass, the original otherwise) and ``out_dir/refine_summary.json``; returns the summary."""
-    import os
-    import tempfile
     from collections import Counter
     from pathlib import Path
 
     from stepkit.data.record import iter_records
-    from stepkit.io import atomic_write_json
+    from stepkit.io import atomic_text_writer, atomic_write_json
     from stepkit.reason.verify import GraphLookup
 
     out = Path(out_dir)
@@ -137,25 +135,19 @@ def refine_records(qa: Any, graphs: Any, backend: Any, out_dir: Any, params: Any
     lookup = GraphLookup(graphs)
     kept = 0
     rejected: Counter = Counter()
-    fd, tmp = tempfile.mkstemp(prefix=".qa.jsonl.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for rec in iter_records(qa):
-                ctx = lookup.get(rec.video_id)
-                if ctx is None:
-                    rejected["no graph"] += 1
-                    new, why = rec, "no graph"
-                else:
-                    new, why = refine_record(rec, ctx, backend, params)
-                if why is None:
-                    kept += 1
-                else:
-                    rejected[why.split(" (")[0].split(":")[0]] += 1
-                fh.write(new.to_json() + "\n")
-        os.replace(tmp, out / "qa.jsonl")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_writer(out / "qa.jsonl") as fh:
+        for rec in iter_records(qa):
+            ctx = lookup.get(rec.video_id)
+            if ctx is None:
+                rejected["no graph"] += 1
+                new, why = rec, "no graph"
+            else:
+                new, why = refine_record(rec, ctx, backend, params)
+            if why is None:
+                kept += 1
+            else:
+                rejected[why.split(" (")[0].split(":")[0]] += 1
+            fh.write(new.to_json() + "\n")
     summary = {"model": getattr(backend, "model_id", "unknown"), "reworded": kept,
                "kept_original": sum(rejected.values()), "rejected_by_reason": dict(sorted(rejected.items()))}
     atomic_write_json(out / "refine_summary.json", summary)
