@@ -10,17 +10,10 @@ from typing import Any
 
 from stepkit.io import atomic_write_text
 from stepkit.pipeline.config import SelfTrainConfig
-from stepkit.pipeline.selftrain import LEDGER_FILE, RunLayout
+from stepkit.pipeline.selftrain import LEDGER_FILE, RunLayout, read_json_or_none
 
 REPORT_FILE = "report.html"
 SAMPLES_PER_STEPS = 2
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _pct(v: float | None) -> str:
@@ -54,7 +47,7 @@ def _graph_section(L: RunLayout, k: int) -> str:
 
     rd = L.round(k)
     parts = []
-    score = _json(rd / "score" / "graph_score.json")
+    score = read_json_or_none(rd / "score" / "graph_score.json")
     if isinstance(score, dict):
         overall = score.get("overall", score)
         keys = [key for key, v in overall.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -111,7 +104,7 @@ def write_run_report(cfg: SelfTrainConfig, title: str = "stepkit run") -> Path:
         imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
                        for n, b in pngs.items())
     last = max((r["round"] for r in rows if r["round"] > 0), default=None)
-    qa = _json(L.round(last) / "qa" / "summary.json") if last else None
+    qa = read_json_or_none(L.round(last) / "qa" / "summary.json") if last else None
     qa_line = ""
     if isinstance(qa, dict):
         qa_line = f"<p>Round {last} generated <b>{qa.get('records')}</b> Q/R/A records from its induced graphs.</p>"

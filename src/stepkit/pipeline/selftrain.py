@@ -16,7 +16,6 @@ user could type, and the run folder reads like a transcript::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +145,8 @@ def _eval_stage(cfg: SelfTrainConfig, L: RunLayout, k: int) -> Stage:
     return Stage("eval", out, argv, round=k)
 
 
-def _read_json(path: Path) -> Any:
+def read_json_or_none(path: Path) -> Any:
+    """A stage's JSON output, or None while it is missing or half-written."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -157,19 +157,19 @@ def round_row(cfg: SelfTrainConfig, k: int) -> dict[str, Any] | None:
     """The ledger line of round ``k`` (None until its eval has finished)."""
     L = RunLayout(cfg)
     rd = L.round(k)
-    metrics = _read_json(rd / "eval" / "metrics.json")
+    metrics = read_json_or_none(rd / "eval" / "metrics.json")
     if metrics is None:
         return None
     row: dict[str, Any] = {"round": k, "model": str(L.model_after(k))}
     if k > 0:
-        induce = _read_json(rd / "graphs" / "summary.json") or {}
+        induce = read_json_or_none(rd / "graphs" / "summary.json") or {}
         row["graphs"] = {key: induce.get(key) for key in ("videos", "induced", "skipped", "failed", "totals") if key in induce}
-        score = _read_json(rd / "score" / "graph_score.json")
+        score = read_json_or_none(rd / "score" / "graph_score.json")
         if isinstance(score, dict) and isinstance(score.get("overall"), dict):
             row["graph_accuracy"] = {key: v for key, v in score["overall"].items() if key != "counts"}
-        qa = _read_json(rd / "qa" / "summary.json") or {}
+        qa = read_json_or_none(rd / "qa" / "summary.json") or {}
         row["qa"] = {key: qa.get(key) for key in ("records", "by_steps", "by_type", "drops") if key in qa}
-        train = _read_json(rd / "train" / "summary.json") or {}
+        train = read_json_or_none(rd / "train" / "summary.json") or {}
         row["train"] = {key: train.get(key) for key in ("global_step", "final_loss", "final_loss_answer",
                                                         "final_loss_rationale", "seconds_this_session")}
     row["eval"] = {"overall": metrics.get("overall"), "by_steps_bucket": metrics.get("by_steps_bucket"),
@@ -203,8 +203,9 @@ def run_selftrain(cfg: SelfTrainConfig, *, on_stage: OnStage | None = None,
 
 
 def stage_env(threads: int | None) -> dict[str, str]:
-    """Environment for stage subprocesses: a torch thread count, and no hub access."""
-    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    """Environment for stage subprocesses: an optional torch thread count; tokenizer threads off (each
+    stage is one process, and forked data-loader workers would warn)."""
+    env = {"TOKENIZERS_PARALLELISM": "false"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     return env
