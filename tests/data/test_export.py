@@ -24,6 +24,15 @@ def test_record_to_dict_matches_asdict_and_roundtrips(qa_dir):
         assert QRARecord.from_dict(json.loads(r.to_json())) == r
 
 
+def test_record_line_is_compact_sorted_utf8(qa_dir):
+    """The qa.jsonl line format: what json.dumps writes with sorted keys, compact separators and
+    UTF-8 left unescaped (pinned so that a JSON library upgrade cannot change files silently)."""
+    r = load_records(qa_dir)[0]
+    r.question = "Qu'a fait la personne après avoir ouvert la porte ? 门"
+    line = r.to_json()
+    assert "\n" not in line and line == json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_llava_two_samples_per_record(qa_dir, tmp_path):
     recs = load_records(qa_dir)
     path = export(qa_dir, tmp_path, "llava")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import orjson
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -68,17 +70,16 @@ class QRARecord:
         containers deep-copied when ``copy_nested`` (``to_json`` skips the copy: it only reads)."""
         import copy
 
-        out: dict[str, Any] = {}
-        for name in _RECORD_FIELDS:
-            v = getattr(self, name)
-            if name == "rationale":
-                v = [{f: (list(getattr(st, f)) if f == "grounding" else getattr(st, f)) for f in _STEP_FIELDS}
-                     for st in v]
-            elif name == "window":
-                v = list(v) if v is not None else None
-            elif copy_nested and isinstance(v, (dict, list)):
-                v = copy.deepcopy(v)
-            out[name] = v
+        out = dict(vars(self))  # a dataclass instance's __dict__ holds exactly its fields
+        if copy_nested:
+            for name, v in out.items():
+                if isinstance(v, (dict, list)) and name != "rationale":
+                    out[name] = copy.deepcopy(v)
+            out["rationale"] = [{**vars(st), "grounding": list(st.grounding)} for st in self.rationale]
+        else:
+            out["rationale"] = [vars(st) for st in self.rationale]
+        if self.window is not None:
+            out["window"] = list(self.window)
         return out
 
     @classmethod
@@ -96,7 +97,7 @@ class QRARecord:
 
     def to_json(self) -> str:
         """One compact, key-sorted JSON line (no newline)."""
-        return json.dumps(self._as_dict(copy_nested=False), sort_keys=True, ensure_ascii=False)
+        return orjson.dumps(self._as_dict(copy_nested=False), option=orjson.OPT_SORT_KEYS).decode()
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(QRARecord))
@@ -115,8 +116,8 @@ def iter_records(path: str | os.PathLike) -> Iterator[QRARecord]:
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
+                d = orjson.loads(line)
+            except json.JSONDecodeError as exc:  # orjson's error is a subclass
                 raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
             try:
                 yield QRARecord.from_dict(d)

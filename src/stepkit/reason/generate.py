@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import orjson
+
 from stepkit.data.record import QRARecord
 from stepkit.errors import ConfigError, StepkitError
 from stepkit.graph.types import STSG
@@ -112,7 +114,10 @@ def answer_in_question(question: str, answer: str) -> bool:
     if answer in ("yes", "no") or answer.isdigit():
         return False
     a = _norm(answer)
-    return a.strip() != "" and a in _norm(question)
+    # Every word of the normalised question is a run of the lower-cased question, so an answer
+    # whose first word is not even a substring cannot match (the common case, without the regex).
+    head = a.split(None, 1)
+    return bool(head) and head[0] in question.lower() and a in _norm(question)
 
 
 def _answer_event_in_reference(cand: Candidate) -> bool:
@@ -294,6 +299,7 @@ class Generator:
         self.drops_by_type: dict[str, Counter] = defaultdict(Counter)
         self.unfilled = 0
         self.total = 0
+        self._feasible_cache: dict[int, tuple[list[str], list[float]]] = {}
         self.labels: set[str] = set(lexicon()["fallback"]["label"])
         self.verbs: set[str] = set()
 
@@ -309,17 +315,18 @@ class Generator:
         seen_programs: set[str] = set()
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
+        weights, type_counts = self.type_weights, self.type_counts
         for _slot in range(cfg.per_video):
             steps = _pick_steps(self.step_targets, self.step_counts, self.total)
-            feasible = [t for t in self.type_weights if MIN_STEPS[t] <= steps]
+            feasible, cum = self._feasible(steps)
             if not feasible:
                 self.unfilled += 1
                 continue
-            cum = list(itertools.accumulate(self.type_weights[t] for t in feasible))
             rec = None
             # First try the type furthest below its requested share (so the type mix follows the
             # request where the graphs allow), then draw types by weight.
-            lagging = max(feasible, key=lambda t: (self.type_weights[t] * (self.total + 1) - self.type_counts[t], t))
+            n1 = self.total + 1
+            lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
             for attempt in range(cfg.attempts_per_record):
                 qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
                 bucket = (qtype, steps)
@@ -343,6 +350,14 @@ class Generator:
                 continue
             out.append(rec)
         return out
+
+    def _feasible(self, steps: int) -> tuple[list[str], list[float]]:
+        """The types a question of ``steps`` steps can have, and their cumulative weights."""
+        got = self._feasible_cache.get(steps)
+        if got is None:
+            feasible = [t for t in self.type_weights if MIN_STEPS[t] <= steps]
+            got = self._feasible_cache[steps] = (feasible, list(itertools.accumulate(self.type_weights[t] for t in feasible)))
+        return got
 
     def _drop(self, cand: Candidate, reason: str) -> None:
         self.drops[reason] += 1
@@ -404,7 +419,7 @@ class Generator:
             answer_sentence=answer_sentence(cand.variant, cand.slots, cand.answer),
             options=options,
             answer_index=answer_index,
-            program=[{"op": n["op"], "in": list(n["in"]), "args": dict(n["args"])} for n in program],
+            program=program,  # the builder's own nodes: fresh dicts and lists, owned by this candidate
             video=graph.video,
             window=(0.0, float(graph.duration)),
             provenance={"graph_sha256": graph_hash, "generator": _GENERATOR,
@@ -446,8 +461,8 @@ def _load(path: Path, validate: bool) -> tuple[STSG, str]:
     except OSError as exc:
         raise GraphError(f"{path}: cannot read graph file: {exc}") from None
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = orjson.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # orjson's error is a JSONDecodeError
         raise GraphError(f"{path}: invalid JSON: {exc}") from None
     if validate == "full":
         problems = graph_problems(doc)

@@ -98,6 +98,7 @@ def plural(noun: str) -> str:
     return n + "s"
 
 
+@lru_cache(maxsize=4096)
 def target_preposition(verb: str) -> str:
     """The preposition that introduces a two-place action's target ("put down ... on")."""
     table = lexicon()["target_preposition"]
@@ -108,11 +109,13 @@ def target_preposition(verb: str) -> str:
     return table.get(head, table["default"])
 
 
+@lru_cache(maxsize=4096)
 def object_preposition(verb: str) -> str:
     """The preposition a verb needs before its object ("sit down" -> "on"), or ""."""
     return lexicon().get("object_preposition", {}).get(clean(verb), "")
 
 
+@lru_cache(maxsize=4096)
 def with_object(verb_form: str, verb: str, obj: str) -> str:
     """A verb form joined to its object phrase: ``sat down`` + ``the chair`` -> ``sat down on the chair``."""
     if not obj:
@@ -121,6 +124,7 @@ def with_object(verb_form: str, verb: str, obj: str) -> str:
     return f"{verb_form} {prep} {obj}" if prep else f"{verb_form} {obj}"
 
 
+@lru_cache(maxsize=4096)
 def action_words(verb_form: str, verb: str, obj: str, target: str) -> str:
     """A whole action phrase from an inflected verb form, object and target phrases (either may be "")."""
     v = clean(verb)
@@ -134,6 +138,7 @@ def action_words(verb_form: str, verb: str, obj: str, target: str) -> str:
     return out
 
 
+@lru_cache(maxsize=4096)
 def verb_something(verb: str) -> str:
     """A verb with "something" as its object: ``sit down on something``, ``put something in``."""
     v = clean(verb)
@@ -143,11 +148,13 @@ def verb_something(verb: str) -> str:
     return with_object(v, verb, "something")
 
 
+@lru_cache(maxsize=4096)
 def is_person_label(label: str) -> bool:
     """Whether ``label`` names a person."""
     return clean(label).lower() in set(lexicon()["person_labels"])
 
 
+@lru_cache(maxsize=4096)
 def ordinal(k: int) -> str:
     """``1`` -> ``first``; past the table, ``11th``."""
     words = lexicon()["ordinals"]
@@ -157,6 +164,7 @@ def ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
+@lru_cache(maxsize=4096)
 def article(noun: str) -> str:
     """``a`` or ``an`` for a noun."""
     return "an" if clean(noun)[:1].lower() in _VOWELS else "a"

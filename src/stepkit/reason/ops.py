@@ -62,6 +62,10 @@ def role_of(ev: Event, role: str) -> str | None:
     raise ExecError("bad-program", f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
 
 
+# Where each role's filler sits in ``GraphContext.parts``: (agent or subject, object, target, label).
+_ROLE_SLOT = {"agent": 0, "subject": 0, "object": 1, "target": 2}
+
+
 def event_label(ev: Event) -> str:
     """An event's verb (actions) or predicate (relations)."""
     return ev.verb if isinstance(ev, Action) else ev.predicate
@@ -82,8 +86,12 @@ class GraphContext:
         self.events: dict[str, Event] = {e.id: e for e in acts}
         self.events.update((e.id, e) for e in rels)
         self.rank: dict[str, int] = {e.id: i for i, e in enumerate(sorted(self.events.values(), key=key))}
+        # event id -> (agent or subject, object, target, verb or predicate): role lookups as indexing
+        self.parts: dict[str, tuple[str | None, ...]] = {
+            e.id: (role_of(e, "agent"), e.object, role_of(e, "target"), event_label(e)) for e in self.events.values()}
         self._with: dict[str | None, tuple[str, ...]] = {}
         self._phrases: dict[str, str] = {}
+        self._hops: dict[tuple, dict[str, list[tuple[Event, str]]]] = {}
         self.text_cache: dict[str, str] = {}  # rendered sentences of this graph's events
         self.by_label: dict[str, list[str]] = defaultdict(list)
         for o in graph.objects:
@@ -105,6 +113,30 @@ class GraphContext:
         if got is None:
             got = tuple(sorted(self.objects if label is None else self.by_label.get(label, ())))
             self._with[label] = got
+        return got
+
+    def hop_edges(self, kind: str, label: str | None, frm: str, to: str) -> dict[str, list[tuple[Event, str]]]:
+        """For a hop along ``kind`` edges (with ``label``, if given) from role ``frm`` to role ``to``:
+        object id -> [(edge, the object in role ``to``)], edges in time order; cached."""
+        key = (kind, label, frm, to)
+        got = self._hops.get(key)
+        if got is None:
+            for r in (frm, to):  # an unknown role is a bad program, even where no edge would use it
+                if r not in ROLES:
+                    raise ExecError("bad-program", f"hop: unknown role {r!r}; choose one of {', '.join(ROLES)}")
+            want = Action if kind == "action" else Relation
+            first = frm in ("agent", "subject")
+            got = {}
+            for oid, inc in self.incident.items():
+                for e, role in inc:
+                    if type(e) is not want or (role != frm and not (first and role in ("agent", "subject"))):
+                        continue
+                    if label is not None and event_label(e) != label:
+                        continue
+                    dst = role_of(e, to)
+                    if dst is not None:
+                        got.setdefault(oid, []).append((e, dst))
+            self._hops[key] = got
         return got
 
     def label(self, oid: str) -> str:
@@ -230,7 +262,9 @@ def op_during(ctx, ins, args):
 
 
 def op_unique(ctx, ins, args):
-    items = _set(ins[0], "unique")
+    items = ins[0]
+    if type(items) is not tuple:
+        items = _set(items, "unique")
     if len(items) != 1:
         reason = "empty" if not items else "ambiguous"
         raise ExecError(reason, f"unique: expected exactly one item, got {len(items)}")
@@ -243,15 +277,18 @@ def op_filter_events(ctx, ins, args):
     roles = args.get("roles", [])
     if len(roles) != len(ins) - 1:
         raise ExecError("bad-program", f"filter_events: {len(roles)} roles but {len(ins) - 1} participant inputs")
-    pairs = [(r, frozenset(_set(v, "filter_events"))) for r, v in zip(roles, ins[1:])]
-    events = ctx.events
+    for r in roles:
+        if r not in _ROLE_SLOT:
+            raise ExecError("bad-program", f"filter_events: unknown role {r!r}; choose one of {', '.join(ROLES)}")
+    pairs = [(_ROLE_SLOT[r], frozenset(_set(v, "filter_events"))) for r, v in zip(roles, ins[1:])]
+    parts = ctx.parts
     out = []
     for i in evs:
-        e = events[i]
-        if label is not None and (e.verb if type(e) is Action else e.predicate) != label:
+        p = parts[i]
+        if label is not None and p[3] != label:
             continue
-        for r, allowed in pairs:
-            if role_of(e, r) not in allowed:
+        for slot, allowed in pairs:
+            if p[slot] not in allowed:
                 break
         else:
             out.append(i)
@@ -302,23 +339,14 @@ def op_query_attr(ctx, ins, args):
 
 
 def op_hop(ctx, ins, args):
-    src = frozenset(_set(ins[0], "hop"))
+    src = _set(ins[0], "hop")
     w = _opt_window(ins, 1, "hop")
-    kind, label, frm, to = args["kind"], args.get("label"), args["from"], args["to"]
-    want = Action if kind == "action" else Relation
-    first = frm in ("agent", "subject")
+    edges = ctx.hop_edges(args["kind"], args.get("label"), args["from"], args["to"])
     out: set[str] = set()
     used = []
     for oid in src:
-        for e, role in ctx.incident.get(oid, ()):
-            if type(e) is not want or (role != frm and not (first and role in ("agent", "subject"))):
-                continue
-            if label is not None and (e.verb if want is Action else e.predicate) != label:
-                continue
-            if w is not None and not in_window(e, w):
-                continue
-            dst = role_of(e, to)
-            if dst is not None:
+        for e, dst in edges.get(oid, ()):
+            if w is None or in_window(e, w):
                 out.add(dst)
                 used.append(e.id)
     res = tuple(sorted(out))
@@ -563,6 +591,9 @@ OPS: dict[str, OpSpec] = dict([
 ])
 
 
+_FNS = {name: spec.fn for name, spec in OPS.items()}
+_STEP = {name: spec.step for name, spec in OPS.items()}
+
 # ----------------------------------------------------------------------------------------------
 # Programs
 
@@ -598,7 +629,8 @@ def check_program(program: Any) -> list[dict[str, Any]]:
 
 def step_count(program: Sequence[dict[str, Any]]) -> int:
     """The number of reasoning steps: nodes whose operator is a step (``OPS[op].step``)."""
-    return sum(OPS[n["op"]].step for n in program)
+    step = _STEP
+    return sum([step[n["op"]] for n in program])
 
 
 def program_to_tree(program: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -637,7 +669,7 @@ def as_program(obj: Any) -> list[dict[str, Any]]:
 # Execution
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceStep:
     """What one node did: its operator, inputs, output, graph ids touched and time window."""
 
@@ -694,15 +726,17 @@ class Builder:
 
     def add(self, op: str, ins: Sequence[int] = (), **args: Any) -> int:
         """Append and run one node; returns its index (raises :class:`ExecError`)."""
-        return self.add_node(op, ins, {k: v for k, v in args.items() if v is not None} if None in args.values() else args)
+        if None in args.values():
+            args = {k: v for k, v in args.items() if v is not None}
+        return self.add_node(op, ins, args)
 
     def add_node(self, op: str, ins: Sequence[int], args: dict[str, Any]) -> int:
         """Append and run one node given its args dict."""
-        spec = OPS.get(op)
-        if spec is None:
+        fn = _FNS.get(op)
+        if fn is None:
             raise ProgramError(f"unknown operator {op!r}")
         values = self.values
-        value, ids = spec.fn(self.ctx, [values[i] for i in ins], args)
+        value, ids = fn(self.ctx, [values[i] for i in ins], args)
         self.nodes.append({"op": op, "in": list(ins), "args": args})
         values.append(value)
         self.ids.append(ids)
@@ -729,14 +763,22 @@ class Builder:
 
     def trace(self) -> list[TraceStep]:
         """The trace of the nodes built so far."""
+        values, ids, step = self.values, self.ids, _STEP
         windows: list[Window | None] = []
+        out = []
         for i, n in enumerate(self.nodes):
-            v = self.values[i]
-            w = v if type(v) is Window else next((windows[j] for j in n["in"] if windows[j] is not None), None)
+            v = values[i]
+            if type(v) is Window:
+                w = v
+            else:
+                w = None
+                for j in n["in"]:
+                    if windows[j] is not None:
+                        w = windows[j]
+                        break
             windows.append(w)
-        return [TraceStep(i, n["op"], n["in"], n["args"], self.values[i], self.ids[i],
-                          (windows[i].t0, windows[i].t1) if windows[i] else None, OPS[n["op"]].step)
-                for i, n in enumerate(self.nodes)]
+            out.append(TraceStep(i, n["op"], n["in"], n["args"], v, ids[i], (w.t0, w.t1) if w else None, step[n["op"]]))
+        return out
 
 
 @dataclass
@@ -752,8 +794,7 @@ def run_values(program: Sequence[dict[str, Any]], ctx: GraphContext) -> Any:
     """The final value of a *validated* linear program (no trace kept: the fast re-check)."""
     values: list[Any] = []
     for node in program:
-        spec = OPS[node["op"]]
-        value, _ = spec.fn(ctx, [values[i] for i in node["in"]], node["args"])
+        value, _ = _FNS[node["op"]](ctx, [values[i] for i in node["in"]], node["args"])
         values.append(value)
     return values[-1]
 

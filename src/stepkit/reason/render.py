@@ -45,10 +45,16 @@ def _edges(ctx: GraphContext, ids) -> str:
 
 
 def _span(ctx: GraphContext, ids) -> tuple[float | None, float | None]:
-    evs = [ctx.events[i] for i in ids if i in ctx.events]
-    if not evs:
-        return None, None
-    return min(e.t0 for e in evs), max(e.t1 for e in evs)
+    events = ctx.events
+    lo = hi = None
+    for i in ids:
+        e = events.get(i)
+        if e is not None:
+            if lo is None:
+                lo, hi = e.t0, e.t1
+            else:
+                lo, hi = min(lo, e.t0), max(hi, e.t1)
+    return lo, hi
 
 
 def _input_ids(trace: list[TraceStep], i: int, seen: set[int] | None = None) -> list[str]:

@@ -107,6 +107,7 @@ class Sampler:
         # the door open the door?" answers itself).
         self.avoid_edges: set[str] = set()
         self._cache: dict[tuple, list] = {}
+        self._refer_edges: dict[str, list] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -138,21 +139,16 @@ class Sampler:
             i = b.add_node("objects", (), {"label": lab})
             return b.add_node("unique", (i,), {}), "the " + clean(lab)
         refs = self.ph["references"]
-        inc = ctx.incident.get(oid, ())
+        inc = self._edges_of(oid)
         k = self.rng.randrange(len(inc)) if inc else 0
         edges = inc[k:] + inc[:k]  # a random rotation: cheaper than a shuffle, still seeded
         tried = 0
-        for e, role in edges:
-            if e.id in self.avoid_edges:
+        avoid_edges = self.avoid_edges
+        for entry in edges:
+            if entry is None:
                 continue
-            is_act = isinstance(e, Action)
-            # the thing an action is done to: its object, or its target when it has no object ("walk to")
-            thing = "object" if not is_act or e.object is not None else "target"
-            if role == "target" and thing != "target":
-                continue
-            other_role = thing if role in ("agent", "subject") else ("agent" if is_act else "subject")
-            other = role_of(e, other_role)
-            if other is None or other == oid or other in avoid:
+            e, role, other_role, other, kind = entry
+            if e.id in avoid_edges or other in avoid:
                 continue
             tried += 1
             if tried > 4:
@@ -160,8 +156,7 @@ class Sampler:
             n0 = len(b.nodes)
             try:
                 oi, ophrase = self.refer(b, other, depth - 1, avoid | {oid})
-                kind = "action" if isinstance(e, Action) else "relation"
-                h = b.add("hop", [oi], kind=kind, label=event_label(e), **{"from": other_role, "to": role})
+                h = b.add_node("hop", [oi], {"kind": kind, "label": event_label(e), "from": other_role, "to": role})
                 u = b.add_node("unique", [h], {})
             except (Reject, ExecError):
                 b.truncate(n0)
@@ -196,6 +191,26 @@ class Sampler:
                 tmpl = refs["attribute"].get(key, refs["attribute"]["default"])
                 return u, tmpl.format(label=clean(obj.label), value=clean(a.value))
         raise Reject("no-reference")
+
+    def _edges_of(self, oid: str) -> list:
+        """The edges at ``oid`` a reference can follow, aligned with ``ctx.incident[oid]``: for each,
+        (edge, role of ``oid``, role of the other end, the other end, kind), or None where the edge
+        can never serve (cached per object)."""
+        got = self._refer_edges.get(oid)
+        if got is None:
+            got = []
+            for e, role in self.ctx.incident.get(oid, ()):
+                is_act = isinstance(e, Action)
+                # the thing an action is done to: its object, or its target when it has no object ("walk to")
+                thing = "object" if not is_act or e.object is not None else "target"
+                other_role = thing if role in ("agent", "subject") else ("agent" if is_act else "subject")
+                other = role_of(e, other_role)
+                if (role == "target" and thing != "target") or other is None or other == oid:
+                    got.append(None)
+                else:
+                    got.append((e, role, other_role, other, "action" if is_act else "relation"))
+            self._refer_edges[oid] = got
+        return got
 
     # -- events and anchors --------------------------------------------------------------------
     def mention_event(self, b: Builder, eid: str, depth: int, agent_node: int | None = None,
@@ -292,7 +307,7 @@ class Sampler:
             raise Reject("too-few-steps-for-type")
         b = Builder(self.ctx)
         self.avoid_edges = set()
-        cand = getattr(self, f"_q_{qtype}")(b, steps, want)
+        cand = _BY_TYPE[qtype](self, b, steps, want)
         if b.steps() != steps:
             raise Reject("step-mismatch")
         return cand
@@ -330,7 +345,8 @@ class Sampler:
         name = clean(attr.name)
         answer = b.values[q]
         question = self._fill("attribute", attr=name, obj=ophrase, anchor=anchor)
-        conflicts = [a.value for o in ctx.graph.objects for a in o.attributes if a.name == attr.name]
+        conflicts = self._memo(("c-attr", attr.name), lambda: [
+            a.value for o in ctx.graph.objects for a in o.attributes if a.name == attr.name])
         return Candidate("attribute", "attribute", b, question, answer, f"value:{attr.name}",
                          {"attr": name, "obj": ophrase}, conflicts)
 
@@ -405,7 +421,7 @@ class Sampler:
             q = b.add("query", [u], field="object")
             prep = object_preposition(a.verb)
             question = self._fill("action_any", verb=clean(a.verb), prep=f" {prep}" if prep else "", anchor=anchor)
-            conflicts = sorted({ctx.label(ctx.events[i].object) for i in self.obj_actions})
+            conflicts = self._memo(("c-obj",), lambda: sorted({ctx.label(ctx.events[i].object) for i in self.obj_actions}))
             return Candidate("action", "action_any", b, question, b.values[q], "label",
                              {"agent": "someone", "past": past(a.verb) + (f" {prep}" if prep else "")}, conflicts)
         if variant == "action_object":
@@ -449,8 +465,10 @@ class Sampler:
         sel = "last" if mode == "before" else "first"
         key = f"temporal_{mode}"
         da, de = _split(self.rng, max(n - 4, 0), 2)
-        agents = [a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, da)
-                  and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)]
+        # _plain_ok depends on a depth only through depth > 0: so does this list
+        agents = self._memo(("t-agents", da > 0, de > 0), lambda: [
+            a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, da)
+            and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)])
         if n == 3 or not agents or self.rng.random() < 0.3:
             ei, ph = self.mention_event(b, self._pick(self._memo(("mentionable",), lambda: [
                 i for i in ctx.actions if self.mentionable[i]])), n - 3)
@@ -459,7 +477,7 @@ class Sampler:
             s = b.add(sel, [acts])
             q = b.add("query", [s], field="action")
             question = self._fill(f"{key}_any", event=ph["past"])
-            conflicts = [ctx.action_phrase(i) for i in ctx.actions]
+            conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
                              conflicts)
         agent = self._pick(agents)
@@ -473,7 +491,7 @@ class Sampler:
         s = b.add(sel, [f])
         q = b.add("query", [s], field="action")
         question = self._fill(key, agent=aphrase, event=ph["past"])
-        conflicts = [ctx.action_phrase(i) for i in self.acts_by_agent[agent]]
+        conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in self.acts_by_agent[agent]])
         return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts)
 
     def _q_ordinal(self, b, n, want):
@@ -489,9 +507,10 @@ class Sampler:
                 s, ordw = b.add("nth", [acts], k=k), ordinal(k)
             q = b.add("query", [s], field="action")
             question = self._fill("ordinal_any", ord=ordw)
-            conflicts = [ctx.action_phrase(i) for i in ctx.actions]
+            conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts)
-        agents = [a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, n - 2)]
+        agents = self._memo(("o-agents", n > 2), lambda: [
+            a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, n - 2)])
         if n == 2 and (not agents or self.rng.random() < 0.3):
             verb = self._pick(sorted({ctx.events[i].verb for i in self.obj_actions}))
             evs = [i for i in self.obj_actions if ctx.events[i].verb == verb]
@@ -517,7 +536,7 @@ class Sampler:
             s, ordw = b.add("nth", [f], k=k), ordinal(k)
         q = b.add("query", [s], field="action")
         question = self._fill("ordinal", agent=aphrase, ord=ordw)
-        conflicts = [ctx.action_phrase(i) for i in evs]
+        conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in evs])
         return Candidate("ordinal", "ordinal", b, question, b.values[q], "action", {"agent": aphrase, "ord": ordw},
                          conflicts)
 
@@ -537,7 +556,7 @@ class Sampler:
         variant = self._pick(("counting_events", "counting_objects"))
         w, anchor, extra = self._maybe_anchor(b, n - 2)
         src = [w] if w is not None else []
-        agents = [a for a in self.agents if self._plain_ok(a, extra)]
+        agents = self._memo(("c-agents", extra > 0), lambda: [a for a in self.agents if self._plain_ok(a, extra)])
         if not agents or self.rng.random() < 0.25:
             if extra:
                 raise Reject("no-reference")
@@ -674,8 +693,9 @@ class Sampler:
             return [i for i in evs if self.mentionable[i] and (self.thing(ctx.events[i]) is None
                                                                 or self._plain_ok(self.thing(ctx.events[i]), d))]
 
-        agents = [a for a, evs in self.acts_by_agent.items() if self._plain_ok(a, da)
-                  and len(pool(evs, min(d1, d2))) >= 2]
+        # _plain_ok depends on a depth only through depth > 0: so do these lists
+        agents = self._memo(("cmp-agents", da > 0, min(d1, d2) > 0), lambda: [
+            a for a, evs in self.acts_by_agent.items() if self._plain_ok(a, da) and len(pool(evs, min(d1, d2))) >= 2])
         acts = b.add_node("actions", [], {})
         if agents and self.rng.random() < 0.7:
             agent = self._pick(agents)
@@ -706,3 +726,6 @@ class Sampler:
         answer = b.values[q]
         other = pb if answer == pa else pa
         return Candidate("comparison", variant, b, question, answer, "action", {"agent": aphrase}, [other])
+
+
+_BY_TYPE = {t: getattr(Sampler, f"_q_{t}") for t in TYPES}
