@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from stepkit.errors import DataError
 from stepkit.graph.types import STSG, Action, Object, Relation
+from stepkit.parallel import pool_context
 from stepkit.sources.common import PERSON_ID, object_id, write_items, write_summary
 from stepkit.sources.vocab import canonical_object, charades_actions, star_video_fps
 
@@ -151,7 +152,7 @@ def import_charades(src: str | os.PathLike, out: str | os.PathLike, *, workers: 
     else:
         size = -(-len(rows) // workers)
         chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
             results = list(pool.map(_import_chunk, chunks, [str(out)] * len(chunks)))
     for w, f, wa in results:
         written += w

@@ -110,10 +110,9 @@ def render_world(out_dir: str | os.PathLike, videos: int = 20, seed: int = 0, *,
     jobs = [(str(out_dir), int(seed), i, duration, float(fps), size) for i in range(videos)]
     rows: list[dict[str, Any]] = []
     if workers > 1 and videos > 1:
-        import multiprocessing as mp
+        from stepkit.parallel import pool_context
 
-        ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
-        with ctx.Pool(min(workers, videos)) as pool:
+        with pool_context().Pool(min(workers, videos)) as pool:
             for row in pool.imap_unordered(_render_one, jobs):
                 rows.append(row)
                 if on_video:
