@@ -267,13 +267,6 @@ class Distractors:
         return opts, pos
 
 
-def program_key(program: list[dict[str, Any]]) -> str:
-    """A program's canonical text for deduplication. The sampler builds every program in one normal
-    form (operators in evaluation order, each operator's arguments in a fixed order), so equal
-    questions give equal text."""
-    return repr(program)
-
-
 def _pick_steps(targets: dict[int, float], counts: Counter, total: int) -> int:
     """The step count furthest below its requested share."""
     return max(targets, key=lambda s: (targets[s] * (total + 1) - counts[s], -s))
@@ -312,7 +305,7 @@ class Generator:
         self.verbs.update(a.verb for a in graph.actions)
         rng = random.Random(_stable_seed(cfg.seed, graph.video_id))
         sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs))
-        seen_programs: set[str] = set()
+        seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
         weights, type_counts = self.type_weights, self.type_counts
@@ -364,7 +357,7 @@ class Generator:
         self.drops_by_type[cand.type][reason] += 1
 
     def _finish(self, cand: Candidate, ctx: GraphContext, graph: STSG, graph_hash: str, steps: int, index: int,
-                seen_programs: set[str], seen_questions: set[str]) -> QRARecord | None:
+                seen_programs: dict[tuple, list[list[dict[str, Any]]]], seen_questions: set[str]) -> QRARecord | None:
         bucket = (cand.type, steps)
         if cand.variant not in CHOICE_VARIANTS and answer_in_question(cand.question, cand.answer):
             self._drop(cand, "answer-in-question")
@@ -373,8 +366,12 @@ class Generator:
             self._drop(cand, "answer-in-question")
             return None
         program = cand.builder.nodes
-        key = program_key(program)
-        if key in seen_programs:
+        # Deduplication by program: the sampler builds every program in one normal form (operators
+        # in evaluation order), so equal questions give equal programs. A cheap signature narrows
+        # the programs to compare as data to the few with the same length, answer and last operator.
+        key = (len(program), cand.answer, program[-1]["op"])
+        same = seen_programs.get(key)
+        if same is not None and program in same:
             self._drop(cand, "duplicate-program")
             return None
         if cand.question in seen_questions:
@@ -401,7 +398,7 @@ class Generator:
                 self._drop(cand, "too-few-distractors")
                 return None
             options, answer_index = got
-        seen_programs.add(key)
+        seen_programs.setdefault(key, []).append(program)
         seen_questions.add(cand.question)
         self.balancer.add(bucket, cand.answer)
         self.step_counts[steps] += 1

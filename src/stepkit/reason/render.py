@@ -188,7 +188,7 @@ def rationale(ctx: GraphContext, trace: list[TraceStep], answer: str) -> list[Ra
             continue
         text, grounding = _statement(ctx, trace, t)
         t0, t1 = _span(ctx, grounding)
-        steps.append(RationaleStep(text=cap(text), grounding=list(grounding), t0=t0, t1=t1))
+        steps.append(RationaleStep(cap(text), list(grounding), t0, t1))
     last = steps[-1] if steps else RationaleStep(text="", grounding=sorted(ctx.objects)[:1])
     steps.append(RationaleStep(text=phrases()["rationale"]["conclusion"].format(answer=answer),
                                grounding=list(last.grounding), t0=last.t0, t1=last.t1))
