@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-
-import orjson
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+import orjson
 
 from stepkit.errors import DataError
 
@@ -98,10 +98,6 @@ class QRARecord:
     def to_json(self) -> str:
         """One compact, key-sorted JSON line (no newline)."""
         return orjson.dumps(self._as_dict(copy_nested=False), option=orjson.OPT_SORT_KEYS).decode()
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(QRARecord))
-_STEP_FIELDS = tuple(f.name for f in fields(RationaleStep))
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[QRARecord]:
