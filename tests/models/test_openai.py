@@ -211,3 +211,183 @@ def test_bad_options():
         get_backend("openai", endpoint="127.0.0.1:8000", model="m")
     with pytest.raises(ModelError, match="video_mode"):
         get_backend("openai", endpoint="http://127.0.0.1:1/v1", model="m", video_mode="gif")
+
+
+# --- issue 15 #1, #7, #14 and issue 16: misbehaving servers, several endpoints, usage ----------
+
+class _Scripted:
+    """A loopback server whose chat replies come from ``reply(body) -> (status, obj, headers)``."""
+
+    def __init__(self, reply, models=None):
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, obj, headers=None):
+                data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, models if models is not None else {"data": [{"id": "m"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                self._send(*reply(body))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _ok(text="yes", n=1, prompt_tokens=7, completion_tokens=2):
+    return (200, {"choices": [{"index": i, "message": {"role": "assistant", "content": text}} for i in range(n)],
+                  "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}, {})
+
+
+def test_retry_after_header_forms():
+    from email.utils import formatdate
+
+    from stepkit.models.openai_compat import _retry_after
+
+    assert _retry_after("600") == 600.0 and _retry_after("soon") is None and _retry_after(None) is None
+    assert 50 <= _retry_after(formatdate(time.time() + 60, usegmt=True)) <= 61
+
+
+def test_retry_after_is_capped_by_max_backoff():
+    state = {"left": 2}
+
+    def reply(body):
+        if state["left"]:
+            state["left"] -= 1
+            return 429, {"error": {"message": "slow down"}}, {"Retry-After": "600"}
+        return _ok()
+
+    s = _Scripted(reply)
+    try:
+        sleeps: list[float] = []
+        b = get_backend("openai", endpoint=s.url, model="m", sleep=sleeps.append, backoff_s=0.5, max_backoff_s=2.0)
+        assert b.generate([Prompt("hi")], SamplingParams(max_new_tokens=2)) == [["yes"]]
+        assert len(sleeps) == 2 and max(sleeps) <= 2.0 * 1.1  # not 600 s
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("answer, problem", [
+    ([1, 2, 3], "JSON array"),
+    ({"choices": [{"message": {"content": [1, 2, 3]}}]}, "'content' is a list"),
+    ({"choices": [{"message": {"content": {"a": 1}}}]}, "'content' is a JSON object"),
+    ({"choices": [7]}, "'choices' holds"),
+    ({"choices": [{"message": [1]}]}, "'message' is a JSON array"),
+    ("just a string", "a string"),
+])
+def test_a_server_answering_the_wrong_shape_is_a_clean_error(answer, problem):
+    s = _Scripted(lambda body: (200, answer, {}))
+    try:
+        b = get_backend("openai", endpoint=s.url, model="m", sleep=lambda x: None)
+        with pytest.raises(ModelError) as e:
+            b.generate([Prompt("hi")], SamplingParams(max_new_tokens=2))
+        assert s.url in str(e.value) and problem in str(e.value)
+    finally:
+        s.close()
+
+
+def test_text_parts_content_is_joined_and_a_model_listing_array_is_an_error():
+    s = _Scripted(lambda body: (200, {"choices": [{"message": {"content": [{"type": "text", "text": "a "},
+                                                                           {"type": "text", "text": "cup"}]}}]}, {}),
+                  models=[1, 2, 3])
+    try:
+        with pytest.raises(ModelError, match=r"/models answered a JSON array"):
+            get_backend("openai", endpoint=s.url, sleep=lambda x: None)
+        b = get_backend("openai", endpoint=s.url, model="m", sleep=lambda x: None)
+        assert b.generate([Prompt("hi")], SamplingParams(max_new_tokens=2)) == [["a cup"]]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("bad", ["ftp://x", "x", "http://", "http://host:notaport/v1", ""])
+def test_invalid_endpoints_are_refused_at_construction(bad):
+    with pytest.raises(ModelError, match="endpoint"):
+        get_backend("openai", endpoint=bad, model="m")
+
+
+def test_requests_spread_over_endpoints_and_usage_is_counted(frames):
+    from stepkit.models.usage import metering
+
+    a = _Scripted(lambda body: _ok("from a", n=body.get("n", 1), prompt_tokens=100, completion_tokens=3 * body.get("n", 1)))
+    c = _Scripted(lambda body: _ok("from a", n=body.get("n", 1), prompt_tokens=100, completion_tokens=3 * body.get("n", 1)))
+    try:
+        b = get_backend("openai", endpoint=[a.url, c.url], model="m", concurrency=4)
+        assert b.endpoints == [a.url, c.url] and b.model_id == f"openai:m@{a.url},{c.url}"
+        prompts = [Prompt(f"q{i}", images=[frames[i % 4]]) for i in range(20)]
+        with metering() as m:
+            out = b.generate(prompts, SamplingParams(n=3, temperature=0.7, max_new_tokens=4))
+        assert out == [["from a"] * 3] * 20
+        assert len(a.requests) + len(c.requests) == 20 and len(a.requests) >= 5 and len(c.requests) >= 5
+        assert all(r["n"] == 3 for r in a.requests + c.requests)  # one request serves all samples
+        assert m.to_dict() == {"requests": 20, "retries": 0, "completions": 60, "prompt_tokens": 2000,
+                               "completion_tokens": 180, "cache_hits": 0, "cache_misses": 0}
+        d = b.describe()
+        assert d["prompt_tokens"] == 2000 and sum(d["requests_per_endpoint"].values()) == 20
+        # a comma-separated string is the same list
+        assert get_backend("openai", endpoint=f"{a.url},{c.url}", model="m").endpoints == [a.url, c.url]
+    finally:
+        a.close()
+        c.close()
+
+
+def test_a_dead_endpoint_is_retried_on_another():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    live = _Scripted(lambda body: _ok("ok"))
+    try:
+        sleeps: list[float] = []
+        b = get_backend("openai", endpoint=[dead, live.url], model="m", sleep=sleeps.append, timeout_s=2)
+        out = b.generate([Prompt(f"q{i}") for i in range(6)], SamplingParams(max_new_tokens=2))
+        assert out == [["ok"]] * 6 and len(live.requests) == 6
+    finally:
+        live.close()
+
+
+def test_in_flight_requests_are_capped_across_threads():
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def reply(body):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            if state["peak"] >= 5:
+                release.set()
+        release.wait(5)
+        with lock:
+            state["now"] -= 1
+        return _ok()
+
+    s = _Scripted(reply)
+    try:
+        b = get_backend("openai", endpoint=s.url, model="m", concurrency=5)
+        threads = [threading.Thread(target=b.generate, args=([Prompt(f"t{t}q{i}") for i in range(4)],
+                                                             SamplingParams(max_new_tokens=2))) for t in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert state["peak"] == 5 and len(s.requests) == 12  # three callers share five slots
+    finally:
+        s.close()

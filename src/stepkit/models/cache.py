@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from stepkit.errors import ModelError
+from stepkit.models import usage
 from stepkit.models.base import Prompt, SamplingParams, VideoLLM
 
 CACHE_SCHEMA_VERSION = 1
@@ -133,10 +134,29 @@ class CachedBackend:
     def __init__(self, inner: VideoLLM, path: str | os.PathLike | ResponseCache, *, chunk_size: int = 8) -> None:
         self.inner = inner
         self.cache = path if isinstance(path, ResponseCache) else ResponseCache(path)
-        self.chunk_size = max(1, chunk_size)
+        # A backend that runs many requests at once (openai) gets chunks as large as its request
+        # pool, so the cache does not cut a stage into rounds of 8 requests.
+        self.chunk_size = max(1, chunk_size, int(getattr(inner, "concurrency", 1) or 1))
         self.model_id = inner.model_id
         self.hits = 0
         self.misses = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def concurrency(self) -> int:
+        """The inner backend's request concurrency (1 for a local model)."""
+        return int(getattr(self.inner, "concurrency", 1) or 1)
+
+    def saturated(self) -> bool:
+        """Whether the inner backend's request slots are all busy (False where it cannot tell)."""
+        fn = getattr(self.inner, "saturated", None)
+        return bool(fn()) if callable(fn) else False
+
+    def _count(self, hits: int, misses: int) -> None:
+        with self._count_lock:
+            self.hits += hits
+            self.misses += misses
+        usage.record(cache_hits=hits, cache_misses=misses)
 
     def generation_key(self, prompt: Prompt, params: SamplingParams) -> str:
         """The cache key of one prompt's completions."""
@@ -158,8 +178,7 @@ class CachedBackend:
             if k not in found and k not in seen:
                 todo.append(i)
                 seen.add(k)
-        self.hits += len(prompts) - len(todo)
-        self.misses += len(todo)
+        self._count(len(prompts) - len(todo), len(todo))
         for start in range(0, len(todo), self.chunk_size):
             chunk = todo[start:start + self.chunk_size]
             answers = self.inner.generate([prompts[i] for i in chunk], params)
@@ -182,8 +201,7 @@ class CachedBackend:
                 todo_conts.append(c)
                 todo_keys.append(k)
                 seen.add(k)
-        self.hits += len(continuations) - len(todo_conts)
-        self.misses += len(todo_conts)
+        self._count(len(continuations) - len(todo_conts), len(todo_conts))
         if todo_conts:
             values = self.inner.loglikelihood(prompt, todo_conts)
             self.cache.put_many((k, self.model_id, "loglikelihood", float(v)) for k, v in zip(todo_keys, values))
