@@ -118,6 +118,41 @@ def test_window_matters_and_reasons_are_counted():
     assert answer_question(q, None, "clip")["reason"] == "no graph for video"
 
 
+def test_natural_noun_graphs_answer_star_slash_classes():
+    """Importers name nodes "cup", "glass", "sofa"; STAR's questions say cup/glass/bottle, sofa/couch."""
+    g = _graph()
+    g.objects = [Object("person", "person"), Object("cup", "glass"), Object("door", "door", "static"),
+                 Object("sofa", "couch", "static")]
+    q = _q("Interaction_T3_1", "What did the person do while they were holding the cup/glass/bottle?",
+           ["Opened the door.", "Drank from the cup/glass/bottle.", "Sat on the sofa/couch."], 1, 1, 8)
+    for window in ("clip", "none"):
+        res = answer_question(q, g, window)
+        assert res["covered"] and res["pred"] == 1, res
+
+
+def test_after_and_before_order_by_start_and_repeats_that_agree():
+    """STAR's "after X" is what starts after X starts; a repeated X is fine when every occurrence agrees."""
+    g = STSG("V0001", fps=10.0, duration=30.0)
+    g.objects = [Object("person", "person"), Object("food", "food"), Object("box", "box"),
+                 Object("cab", "cabinet", "static"), Object("book", "book")]
+    acts = [("open", "cab", 0, 6.7), ("take", "food", 3.3, 21.7), ("open", "box", 4.1, 9.0),
+            ("hold", "book", 10, 12), ("take", "box", 13, 14), ("hold", "book", 16, 18), ("take", "box", 19, 20)]
+    g.actions = [Action(f"a{i}", "person", v, t0, t1, object=o) for i, (v, o, t0, t1) in enumerate(acts, 1)]
+    q = _q("Sequence_T1_1", "Which object did the person open after they took the food?",
+           ["The box.", "The book.", "The closet/cabinet."], 0, 3.3, 9.0)
+    # the cabinet opening overlaps taking the food but starts before it: not "after"
+    for window in ("clip", "none"):
+        res = answer_question(q, g, window)
+        assert res["covered"] and res["pred"] == 0, (window, res)
+    q = _q("Sequence_T1_2", "Which object did the person take after they held the book?",
+           ["The box.", "The food."], 0, 10, 20)
+    res = answer_question(q, g, "none")  # held twice, each time followed by taking the box
+    assert res["covered"] and res["pred"] == 0, res
+    g.actions.append(Action("a9", "person", "take", 17.5, 17.9, object="food"))
+    res = answer_question(q, g, "none")  # now the second holding is followed by taking the food
+    assert not res["covered"] and res["reason"] == "condition action occurs more than once", res
+
+
 def test_report_and_cli(tmp_path):
     save_graph(_graph(), tmp_path / "g" / "V0001.json")
     qs = [_q("Interaction_T1_1", "Which object was opened by the person?", ["The cup/glass/bottle.", "The door."], 1,
@@ -127,7 +162,8 @@ def test_report_and_cli(tmp_path):
                video="MISSING")]
     (tmp_path / "q.json").write_text(json.dumps(qs))
     rep = run_star_graph_check(tmp_path / "q.json", tmp_path / "g", "clip", tmp_path / "out")
-    assert rep["overall"] == {"questions": 3, "covered": 2, "correct": 2, "coverage": 0.6667, "accuracy": 1.0}
+    assert rep["overall"] == {"questions": 3, "covered": 2, "correct": 2, "coverage": 0.6667, "accuracy": 1.0,
+                              "with_graph": 2, "accuracy_with_graph": 1.0}
     assert rep["uncovered_reasons"] == {"no graph for video": 1}
     assert rep["by_template"]["Interaction_T1"]["steps"] == 1
     assert (tmp_path / "out" / "star_graph.md").read_text().startswith("### STAR graph check")
@@ -166,6 +202,10 @@ def star_val(shared_data, tmp_path_factory):
 def test_star_val_dev_clip_window(star_val):
     rep = run_star_graph_check(*star_val, window="clip")
     assert rep["overall"]["questions"] == 1471
+    # issue 12: right on >= 95% of the questions whose video has a graph (uncovered count as wrong)
+    assert rep["overall"]["with_graph"] == 1141
+    assert rep["overall"]["accuracy_with_graph"] >= 0.95, rep["overall"]
+    assert rep["by_template"]["Interaction_T4"]["covered"] >= 12  # derived relations (2 of 77 before)
     assert rep["overall"]["accuracy"] >= 0.95
     for t in ("Interaction", "Sequence", "Prediction", "Feasibility"):
         assert rep["by_type"][t]["accuracy"] >= 0.90, (t, rep["by_type"][t])
@@ -176,6 +216,7 @@ def test_star_val_dev_clip_window(star_val):
 def test_star_val_dev_no_window(star_val):
     rep = run_star_graph_check(*star_val, window="none")
     assert rep["overall"]["accuracy"] >= 0.85
+    assert rep["overall"]["accuracy_with_graph"] >= 0.85, rep["overall"]
     assert rep["overall"]["coverage"] >= 0.6
     assert rep["uncovered_reasons"].get("question does not parse", 0) == 0
 

@@ -13,7 +13,17 @@ from stepkit.errors import DataError
 from stepkit.graph.serialize import load_graph
 from stepkit.graph.validate import graph_problems
 from stepkit.sources.charades import import_charades, parse_actions, row_to_graph
-from stepkit.sources.vocab import canonical_object, charades_actions, star_actions
+from stepkit.sources.vocab import (
+    canonical_object,
+    charades_actions,
+    charades_relations,
+    label_forms,
+    label_synonyms,
+    natural_label,
+    star_actions,
+    star_relations,
+    with_star_labels,
+)
 
 HEADER = ["id", "subject", "scene", "quality", "relevance", "verified", "script", "objects", "descriptions",
           "actions", "length"]
@@ -61,17 +71,94 @@ def test_row_to_graph_maps_actions_objects_and_implied_relations():
     assert graph_problems(g.to_dict()) == []
     labels = {o.id: o.label for o in g.objects}
     assert labels["person"] == "person"
-    assert canonical_object("cup") == "cup/glass/bottle" and "cup/glass/bottle" in labels.values()
+    # the slash class is named with the row's own word ("cup"), its other words kept as synonyms
+    assert canonical_object("cup") == "cup/glass/bottle" and "cup" in labels.values()
+    assert not any("/" in lb for lb in labels.values())
+    assert g.meta["synonyms"] == {"cup": ["glass", "bottle"], "sofa": ["couch"]}
     acts = [(a.verb, labels.get(a.object), a.t0, a.t1) for a in g.actions]
-    assert ("hold", "cup/glass/bottle", 1.0, 6.0) in acts
-    assert ("put down", "cup/glass/bottle", 5.5, 9.0) in acts
+    assert ("hold", "cup", 1.0, 6.0) in acts
+    assert ("put down", "cup", 5.5, 9.0) in acts
     # the sofa segment ends past the video's length: clipped, with a warning
-    assert ("sit on", "sofa/couch", 0.0, 24.83) in acts
+    assert ("sit on", "sofa", 0.0, 24.83) in acts
     assert any("clipped" in w for w in warnings)
     rels = {(r.predicate, labels[r.object], r.t0, r.t1) for r in g.relations}
-    assert rels == {("holding", "cup/glass/bottle", 1.0, 6.0), ("sitting_on", "sofa/couch", 0.0, 24.83)}
+    # holding (1-6) and putting down (5.5-9) each imply holding and touching the cup: merged into one
+    assert rels == {("holding", "cup", 1.0, 9.0), ("touching", "cup", 1.0, 9.0),
+                    ("sitting_on", "sofa", 0.0, 24.83), ("touching", "sofa", 0.0, 24.83)}
     kinds = {o.label: o.kind for o in g.objects}
-    assert kinds["stove"] == "static" and kinds["food"] == "dynamic"
+    assert kinds["stove"] == "static" and kinds["food"] == "dynamic" and kinds["sofa"] == "static"
+
+
+def test_derived_relations_carry_their_provenance():
+    # c040 hold box, c097 walk through a doorway (holding while walking: carrying), c072 snuggle with a
+    # blanket, c009 put something on a table (near it), c153 sneeze (implies nothing)
+    g, _ = row_to_graph(_row(objects="box;blanket", actions="c040 0 10;c097 2 4;c072 12 15;c009 16 18;c153 1 2"))
+    assert graph_problems(g.to_dict()) == []
+    labels = {o.id: o.label for o in g.objects}
+    acts = {a.id: (a.verb, labels.get(a.object) or labels.get(a.target)) for a in g.actions}
+    rels = {r.id: (r.predicate, labels[r.object], r.t0, r.t1) for r in g.relations}
+    assert set(rels.values()) == {
+        ("holding", "box", 0.0, 10.0), ("touching", "box", 0.0, 10.0), ("carrying", "box", 2.0, 4.0),
+        ("standing_on", "floor", 2.0, 4.0), ("covered_by", "blanket", 12.0, 15.0),
+        ("touching", "blanket", 12.0, 15.0), ("near", "table", 16.0, 18.0)}
+    prov = g.meta["derived_relations"]
+    assert prov["rules"].endswith("charades_relations.txt")
+    assert set(prov["from_actions"]) == set(rels)
+    for rid, (pred, label, _, _) in rels.items():
+        sources = [acts[a] for a in prov["from_actions"][rid]]
+        assert sources, rid
+        if pred == "carrying":
+            assert sorted(sources) == [("hold", "box"), ("walk through", "doorway")]
+        elif label != "floor":
+            assert all(obj == label for _, obj in sources), (rid, sources)
+    assert not any(a.verb == "sneeze" for a in g.actions if a.id in sum(prov["from_actions"].values(), []))
+
+
+def test_relation_table_uses_star_relations_and_real_arguments():
+    table = charades_relations()
+    assert sorted(table) == [f"c{i:03d}" for i in range(157)]
+    from stepkit.sources.vocab import ag_relations
+
+    star_preds = set(star_relations().values()) | set(ag_relations())  # looking_at is Action Genome's
+    classes = charades_actions()
+    for cid, rels in table.items():
+        for pred, arg in rels:
+            assert pred in star_preds, (cid, pred)
+            if arg == "object":
+                assert classes[cid].object, cid
+            elif arg == "target":
+                assert classes[cid].target, cid
+            else:
+                assert arg in set(star_objects_labels()), (cid, arg)
+    assert ("holding", "object") in table["c000"] and ("sitting_on", "object") in table["c059"]
+    assert table["c153"] == ()  # sneezing implies no relation
+
+
+def star_objects_labels():
+    from stepkit.sources.vocab import star_objects
+
+    return star_objects().values()
+
+
+def test_slash_labels_become_natural_nouns():
+    assert natural_label("cup/glass/bottle") == "cup"
+    assert natural_label("cup/glass/bottle", "glass") == "glass"
+    assert natural_label("cup/glass/bottle", "mug") == "cup"
+    assert natural_label("closet/cabinet") == "cabinet" and natural_label("sofa/couch") == "sofa"
+    assert natural_label("jacket / sweater") == "jacket" and natural_label("door") == "door"
+    assert label_synonyms("cup") == ("glass", "bottle") and label_synonyms("glass") == ("cup", "bottle")
+    assert label_synonyms("door") == ()
+    assert all("/" in cls and "/" not in noun for cls, (noun, _) in label_forms().items())
+    # every slash label of the vocabularies the importers use has a row
+    from stepkit.sources.vocab import ag_objects, star_objects
+
+    slash = {lb for lb in [*star_objects().values(), *ag_objects()] if "/" in lb}
+    assert slash <= set(label_forms()), slash - set(label_forms())
+    # a row's free slash words and a row naming "glass" for the class
+    g, _ = row_to_graph(_row(objects="glass;jacket / sweater;something", actions="c106 0 3;c110 4 5"))
+    labels = {o.label for o in g.objects}
+    assert {"glass", "jacket"} <= labels and "something" not in labels and not any("/" in x for x in labels)
+    assert {o.label for o in with_star_labels(g).objects} >= {"cup/glass/bottle", "jacket"}
 
 
 def test_bad_rows_are_reported_not_fatal(tmp_path):

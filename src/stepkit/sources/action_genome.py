@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from stepkit.errors import DataError
 from stepkit.graph.types import STSG, Box, Object, Relation
 from stepkit.sources.common import PERSON_ID, object_id, write_graphs
-from stepkit.sources.vocab import ag_label, ag_objects, ag_relations, star_video_fps
+from stepkit.sources.vocab import ag_label, ag_objects, ag_relations, label_synonyms, natural_label, star_video_fps
 
 OBJECT_FILE = "object_bbox_and_relationship.pkl"
 PERSON_FILE = "person_bbox.pkl"
@@ -142,7 +142,7 @@ def video_graph(video: str, frames: dict[int, list[dict[str, Any]]], persons: di
                 warnings.append(f"{where}: object class {label!r} not in Action Genome's list")
             oid = object_id(label)
             if oid not in objects:
-                objects[oid] = Object(oid, label, "static" if label in STATIC_LABELS else "dynamic")
+                objects[oid] = Object(oid, natural_label(label), "static" if label in STATIC_LABELS else "dynamic")
             box = item.get("bbox")
             if item.get("visible", True) and box is not None:
                 try:
@@ -170,6 +170,9 @@ def video_graph(video: str, frames: dict[int, list[dict[str, Any]]], persons: di
              meta={"source": "action_genome", "keyframes": order,
                    "duration_note": "lower bound: time of the last annotated frame"})
     g.objects = sorted(objects.values(), key=lambda o: (o.id != PERSON_ID, o.id))
+    synonyms = {o.label: list(label_synonyms(o.label)) for o in g.objects if label_synonyms(o.label)}
+    if synonyms:
+        g.meta["synonyms"] = dict(sorted(synonyms.items()))
     n = 0
     for (pred, oid) in sorted(present):
         idx = sorted(set(present[(pred, oid)]))

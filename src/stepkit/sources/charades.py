@@ -3,8 +3,15 @@
 Each row is one video: ``actions`` holds ``cNNN t0 t1`` segments separated by ``;``, ``objects`` the
 objects the script names, ``scene`` the room and ``length`` the duration in seconds. One ``person``
 node is the agent of every action; each class maps to a verb, object and target through
-``vocab/charades_actions.txt``, and classes that imply a relation while they last ("holding a cup",
-"sitting on the sofa") add that relation over the action's interval.
+``vocab/charades_actions.txt``.
+
+Charades annotates actions only, so the relations of a graph are *derived*: each class implies the
+relations listed for it in ``vocab/charades_relations.txt`` while it lasts ("holding some clothes" →
+person holding clothes and touching clothes; "sitting in a chair" → sitting on and touching the
+chair), "carrying X" is derived where holding X overlaps walking or running, and overlapping copies
+of one relation are merged. ``meta["derived_relations"]`` records, for every relation, the actions
+it was derived from. Slash labels become one natural noun (``cup/glass/bottle`` → the word the row's
+``objects`` uses, else ``cup``), the class's other words kept in ``meta["synonyms"]``.
 
 Charades segments often end up to ~1.5 s past ``length``; such ends are clipped to the duration (a
 warning in the summary). Segments that start after the video ends are dropped, reversed ones are
@@ -25,14 +32,26 @@ from stepkit.errors import DataError
 from stepkit.graph.types import STSG, Action, Object, Relation
 from stepkit.parallel import pool_context
 from stepkit.sources.common import PERSON_ID, object_id, write_items, write_summary
-from stepkit.sources.vocab import canonical_object, charades_actions, star_video_fps
+from stepkit.sources.vocab import (
+    canonical_object,
+    charades_actions,
+    charades_relations,
+    label_synonyms,
+    natural_label,
+    star_video_fps,
+)
 
 DEFAULT_FPS = 30.0
 _REQUIRED = ("id", "actions", "length")
 # Objects that never move in a home; everything else is "dynamic".
 STATIC_LABELS = frozenset({"door", "window", "floor", "table", "shelf", "closet/cabinet", "refrigerator", "bed",
                            "sofa/couch", "doorway", "mirror", "light", "television", "stove", "sink", "stairs",
-                           "wall", "counter", "desk", "toilet"})
+                           "wall", "counter", "desk", "toilet", "cabinet", "closet", "sofa", "couch"})
+# Locomotion classes (walking through a doorway, running): holding X while one lasts is carrying X.
+CARRY_WHILE = frozenset({"c097", "c150"})
+# Words of the ``objects`` column that name no object.
+_NOT_OBJECTS = frozenset({"something", "someone", "somewhere", "nothing", "anything"})
+RELATION_RULES = "stepkit/sources/vocab/charades_relations.txt"
 
 
 def parse_actions(field: str) -> list[tuple[str, float, float]]:
@@ -68,18 +87,28 @@ def row_to_graph(row: dict[str, str], *, fps: float | None = None) -> tuple[STSG
              meta={"source": "charades", "scene": (row.get("scene") or "").strip(),
                    "script": (row.get("script") or "").strip()})
     objects: dict[str, Object] = {PERSON_ID: Object(PERSON_ID, "person", "dynamic")}
+    by_class: dict[str, str] = {}  # STAR / Charades class label -> node id
+    words: dict[str, str] = {}  # class -> the word the row's objects column uses for it
 
     def node(label: str) -> str:
-        label = canonical_object(label)
-        oid = object_id(label)
-        if oid not in objects:
-            objects[oid] = Object(oid, label, "static" if label in STATIC_LABELS else "dynamic")
-        return oid
+        cls = canonical_object(natural_label(canonical_object(label)))
+        if cls not in by_class:
+            noun = natural_label(cls, words.get(cls))
+            oid = object_id(noun)
+            by_class[cls] = oid
+            objects.setdefault(oid, Object(oid, noun, "static" if noun in STATIC_LABELS else "dynamic"))
+        return by_class[cls]
 
-    for word in filter(None, (w.strip() for w in (row.get("objects") or "").split(";"))):
+    for word in filter(None, (w.strip().lower() for w in (row.get("objects") or "").split(";"))):
+        if " ".join(word.split()) in _NOT_OBJECTS:
+            continue
+        word = natural_label(canonical_object(word)) if "/" in word else word
+        words.setdefault(canonical_object(word), " ".join(word.split()))
         node(word)
     segments = parse_actions(row.get("actions", ""))
-    n_rel = 0
+    implied = charades_relations()
+    derived: list[tuple[str, str, float, float, tuple[str, ...]]] = []  # predicate, object, t0, t1, actions
+    moving: list[tuple[float, float, str]] = []
     for i, (cls, t0, t1) in enumerate(sorted(segments, key=lambda s: (s[1], s[2], s[0])), 1):
         ac = classes.get(cls)
         if ac is None:
@@ -93,16 +122,57 @@ def row_to_graph(row: dict[str, str], *, fps: float | None = None) -> tuple[STSG
         if t1 > duration:
             warnings.append(f"{cls} {t0} {t1}: end clipped to the duration {duration}")
             t1 = duration
-        t0 = max(t0, 0.0)
+        t0, t1 = round(max(t0, 0.0), 3), round(t1, 3)
         obj = node(ac.object) if ac.object else None
         tgt = node(ac.target) if ac.target else None
-        g.actions.append(Action(f"a{i}", PERSON_ID, ac.verb, round(t0, 3), round(t1, 3), object=obj, target=tgt))
-        if ac.relation and (obj or tgt):
-            n_rel += 1
-            g.relations.append(Relation(f"r{n_rel}", PERSON_ID, ac.relation, obj or tgt, round(t0, 3), round(t1, 3)))
+        aid = f"a{i}"
+        g.actions.append(Action(aid, PERSON_ID, ac.verb, t0, t1, object=obj, target=tgt))
+        for pred, arg in implied.get(cls, ()):
+            oid = obj if arg == "object" else tgt if arg == "target" else node(arg)
+            if oid is not None:
+                derived.append((pred, oid, t0, t1, (aid,)))
+        if cls in CARRY_WHILE:
+            moving.append((t0, t1, aid))
+    for pred, oid, t0, t1, src in list(derived):
+        if pred == "holding":
+            for m0, m1, mid in moving:
+                if max(t0, m0) < min(t1, m1):
+                    derived.append(("carrying", oid, max(t0, m0), min(t1, m1), src + (mid,)))
+    provenance: dict[str, list[str]] = {}
+    for n_rel, (pred, oid, t0, t1, src) in enumerate(merge_relations(derived), 1):
+        g.relations.append(Relation(f"r{n_rel}", PERSON_ID, pred, oid, t0, t1))
+        provenance[f"r{n_rel}"] = sorted(src, key=lambda a: int(a[1:]))
+    g.meta["derived_relations"] = {"rules": RELATION_RULES, "from_actions": provenance}
+    synonyms = {o.label: list(label_synonyms(o.label)) for o in objects.values() if label_synonyms(o.label)}
+    if synonyms:
+        g.meta["synonyms"] = dict(sorted(synonyms.items()))
     g.objects = sorted(objects.values(), key=lambda o: (o.id != PERSON_ID, o.id))
     g.meta["charades_classes"] = sorted({c for c, _, _ in segments})
     return g, warnings
+
+
+def merge_relations(items: list[tuple[str, str, float, float, tuple[str, ...]]]
+                    ) -> list[tuple[str, str, float, float, tuple[str, ...]]]:
+    """Merge same-predicate, same-object relations whose intervals overlap or touch; ordered by time.
+
+    Each item is ``(predicate, object id, t0, t1, source action ids)``; a merged item keeps the union
+    of its sources.
+    """
+    groups: dict[tuple[str, str], list[tuple[float, float, tuple[str, ...]]]] = {}
+    for pred, oid, t0, t1, src in items:
+        groups.setdefault((pred, oid), []).append((t0, t1, src))
+    out = []
+    for (pred, oid), spans in groups.items():
+        spans.sort()
+        cur_t0, cur_t1, cur_src = spans[0][0], spans[0][1], set(spans[0][2])
+        for t0, t1, src in spans[1:]:
+            if t0 <= cur_t1:
+                cur_t1, cur_src = max(cur_t1, t1), cur_src | set(src)
+                continue
+            out.append((pred, oid, cur_t0, cur_t1, tuple(cur_src)))
+            cur_t0, cur_t1, cur_src = t0, t1, set(src)
+        out.append((pred, oid, cur_t0, cur_t1, tuple(cur_src)))
+    return sorted(out, key=lambda r: (r[2], r[3], r[0], r[1]))
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:

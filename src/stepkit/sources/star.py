@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator
 from stepkit.errors import DataError
 from stepkit.graph.types import STSG, Action, Box, Object, Relation
 from stepkit.sources.common import PERSON_ID, object_id, write_graphs
-from stepkit.sources.vocab import star_actions, star_objects, star_relations, star_video_fps
+from stepkit.sources.vocab import label_synonyms, natural_label, star_actions, star_objects, star_relations, star_video_fps
 
 DEFAULT_FPS = 30.0
 STATIC_LABELS = frozenset({"door", "window", "floor", "table", "shelf", "closet/cabinet", "refrigerator", "bed",
@@ -140,8 +140,12 @@ def records_to_graph(video_id: str, records: Iterable[dict[str, Any]], *, fps: f
     g = STSG(video_id=video_id, fps=float(fps), duration=duration,
              meta={"source": "star", "keyframes": order, "duration_note": "lower bound: last keyframe or clip end",
                    "questions": sorted(str(r.get("question_id", "")) for r in records)})
-    g.objects = sorted((Object(oid(lb), lb, "static" if lb in STATIC_LABELS else "dynamic", track=tracks.get(lb, []))
-                        for lb in labels), key=lambda o: (o.id != PERSON_ID, o.id))
+    # Slash classes get one natural noun (``closet/cabinet`` -> cabinet), the other words as synonyms.
+    g.objects = sorted((Object(oid(lb), natural_label(lb), "static" if lb in STATIC_LABELS else "dynamic",
+                               track=tracks.get(lb, [])) for lb in labels), key=lambda o: (o.id != PERSON_ID, o.id))
+    synonyms = {o.label: list(label_synonyms(o.label)) for o in g.objects if label_synonyms(o.label)}
+    if synonyms:
+        g.meta["synonyms"] = dict(sorted(synonyms.items()))
     for n, ((s, pred, o), t0, t1) in enumerate(_intervals(rels, times), 1):
         g.relations.append(Relation(f"r{n}", oid(s), pred, oid(o), t0, t1))
     for n, ((verb, obj, aid), t0, t1) in enumerate(_intervals(acts, times), 1):

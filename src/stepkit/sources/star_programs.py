@@ -83,12 +83,14 @@ def translate(question_program: list[dict[str, Any]], choice_program: list[dict[
 def answer_record(record: dict[str, Any], graph: Any) -> dict[str, Any]:
     """Execute a STAR record's question and choice programs on a graph.
 
+    Graph labels are read as STAR's classes (a node labelled ``cabinet`` is ``closet/cabinet``).
     Returns ``{"answer": question program's answer, "choices": [True/False per choice],
     "pick": index of the one true choice or None}``.
     """
     from stepkit.reason.ops import GraphContext, execute
+    from stepkit.sources.vocab import with_star_labels
 
-    ctx = GraphContext(graph)
+    ctx = GraphContext(with_star_labels(graph))  # STAR's programs name the slash classes
     qprog = translate(record["question_program"])
     answer = execute(qprog, ctx).answer
     truth = []

@@ -1,8 +1,10 @@
 """Class vocabularies of STAR, Charades and Action Genome, shipped as package data.
 
 The files under ``stepkit/sources/vocab/`` are copies of the upstream class lists (STAR: Apache-2.0,
-Action Genome: MIT; licences beside them) plus ``charades_actions.txt``, stepkit's own mapping of the
-157 Charades action classes to (verb, object, target, implied relation).
+Action Genome: MIT; licences beside them) plus stepkit's own data: ``charades_actions.txt`` maps the 157 Charades action classes to (verb,
+object, target), ``charades_relations.txt`` lists the relations each class implies while it lasts
+(derived: Charades annotates actions only), and ``labels.txt`` turns slash labels
+(``cup/glass/bottle``) into one natural noun with the other words as synonyms.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from stepkit.errors import DataError
 
@@ -48,14 +51,79 @@ def _none(v: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def charades_actions() -> dict[str, ActionClass]:
-    """Charades classes ``c000``–``c156`` mapped to verb / object / target / implied relation."""
+    """Charades classes ``c000``–``c156`` mapped to verb / object / target; ``relation`` is the first
+    relation the class implies (:func:`charades_relations`)."""
+    implied = charades_relations()
     out: dict[str, ActionClass] = {}
     for line in _text("charades_actions.txt").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        cid, verb, obj, target, rel, name = line.split("\t")
-        out[cid] = ActionClass(cid, name, verb, _none(obj), _none(target), _none(rel))
+        cid, verb, obj, target, name = line.split("\t")
+        rels = implied.get(cid, ())
+        out[cid] = ActionClass(cid, name, verb, _none(obj), _none(target), rels[0][0] if rels else None)
     return out
+
+
+@lru_cache(maxsize=1)
+def charades_relations() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Charades class → the relations it implies while it lasts, as ``(predicate, argument)`` pairs.
+
+    ``argument`` is ``object`` or ``target`` (that node of the action) or a fixed object label
+    (``floor``). Read from ``vocab/charades_relations.txt``; a malformed line raises DataError.
+    """
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for n, line in enumerate(_text("charades_relations.txt").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise DataError(f"charades_relations.txt line {n}: expected 3 tab-separated columns")
+        cid, rels, _name = parts
+        pairs = []
+        for item in rels.split() if rels != "-" else []:
+            pred, sep, arg = item.partition(":")
+            if not sep or not pred or not arg:
+                raise DataError(f"charades_relations.txt line {n}: {item!r} is not PREDICATE:ARGUMENT")
+            pairs.append((pred, arg))
+        out[cid] = tuple(pairs)
+    return out
+
+
+@lru_cache(maxsize=1)
+def label_forms() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Slash class label → (the natural noun, the class's other words), from ``vocab/labels.txt``."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for line in _text("labels.txt").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        cls, noun, syn = line.split("\t")
+        out[cls] = (noun, tuple(w for w in syn.split(",") if w))
+    return out
+
+
+def natural_label(label: str, prefer: str | None = None) -> str:
+    """One natural noun for a label: ``cup/glass/bottle`` → ``cup`` (or ``prefer`` when it is one of
+    the class's words, e.g. the word the video's own annotation uses). Labels without a slash pass
+    unchanged; an unlisted slash label (``jacket / sweater``) becomes its first word."""
+    if "/" not in label:
+        return label
+    forms = label_forms().get(label)
+    if forms is None:
+        first = next((w.strip() for w in label.split("/") if w.strip()), label)
+        return first
+    noun, others = forms
+    return prefer if prefer in (noun, *others) else noun
+
+
+def label_synonyms(label: str) -> tuple[str, ...]:
+    """The other words of a natural noun's class (``cup`` → ``glass``, ``bottle``; ``glass`` → ``cup``,
+    ``bottle``); empty for labels outside a slash class."""
+    cls = canonical_object(label) if label.strip() else label
+    forms = label_forms().get(cls)
+    if forms is None:
+        return ()
+    noun, others = forms
+    return tuple(w for w in (noun, *others) if w != label)
 
 
 @lru_cache(maxsize=1)
@@ -168,3 +236,14 @@ def canonical_object(word: str) -> str:
     if not w:
         raise DataError("empty object name")
     return _object_aliases().get(w, w)
+
+
+def with_star_labels(graph: Any) -> Any:
+    """A copy of a graph whose object labels are STAR's classes: natural nouns and their synonyms
+    (``cup``, ``glass``, ``cabinet``) mapped back to the slash class (``cup/glass/bottle``,
+    ``closet/cabinet``), for running STAR's own questions and programs, which use the class."""
+    from dataclasses import replace
+
+    objects = [o if canonical_object(o.label) == o.label else replace(o, label=canonical_object(o.label))
+               for o in graph.objects]
+    return replace(graph, objects=objects)
