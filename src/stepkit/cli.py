@@ -36,13 +36,19 @@ VERB_MODULES = [
 
 
 def _build() -> None:
+    from stepkit.locks import lock_commands
+
     for name in VERB_MODULES:
         importlib.import_module(name).register(app, bench_app)
     app.add_typer(bench_app, name="bench")
+    lock_commands(app)  # one writer per output folder (stepkit.locks.LOCKED_VERBS)
 
 
 def main() -> None:
     """Entry point of the ``stepkit`` script."""
+    from stepkit.procgroup import watch_parent_from_env
+
+    watch_parent_from_env()  # a stage of `stepkit selftrain` ends when the run does
     app()
 
 

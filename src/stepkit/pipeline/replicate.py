@@ -235,6 +235,14 @@ def plot_results(res: dict[str, Any]) -> bytes:
 def run_replicate(cfg: ReplicateConfig, *, on_stage: OnStage | None = None,
                   env: dict[str, str] | None = None, results: str | Path | None = None) -> str:
     """Run (or resume) every stage, then write ``OUT/results.json``, ``results.md`` and the plot; returns the table."""
+    from stepkit.locks import output_lock
+
+    with output_lock(Path(cfg.out)):  # one study per folder
+        return _run_replicate(cfg, on_stage=on_stage, env=env, results=results)
+
+
+def _run_replicate(cfg: ReplicateConfig, *, on_stage: OnStage | None = None,
+                   env: dict[str, str] | None = None, results: str | Path | None = None) -> str:
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     save_run_config(root / "config.yaml", cfg.to_dict())

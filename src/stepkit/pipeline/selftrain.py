@@ -189,17 +189,19 @@ def run_selftrain(cfg: SelfTrainConfig, *, on_stage: OnStage | None = None,
 
     ``on_stage(stage, event, seconds)`` is called with event ``start``, ``done`` or ``skip``.
     """
+    from stepkit.locks import output_lock
+
     L = RunLayout(cfg)
-    L.root.mkdir(parents=True, exist_ok=True)
-    save_run_config(L.root / CONFIG_FILE, cfg.to_dict())
-    for k in range(1, cfg.rounds + 1):
-        if cfg.induce.options:
-            atomic_write_text(L.round(k) / "induce.yaml", yaml.safe_dump(cfg.induce.options, sort_keys=True))
-    if cfg.world is None and not L.videos.is_dir():
-        raise ConfigError(f"videos: {L.videos} is not a folder")
-    run_stages(plan(cfg), L.root / "logs", env=env, on_stage=on_stage,
-               after=lambda stage: write_ledger(cfg) if stage.name == "eval" else None)
-    return write_ledger(cfg)
+    with output_lock(L.root):  # one run per folder; each stage locks its own folder too
+        save_run_config(L.root / CONFIG_FILE, cfg.to_dict())
+        for k in range(1, cfg.rounds + 1):
+            if cfg.induce.options:
+                atomic_write_text(L.round(k) / "induce.yaml", yaml.safe_dump(cfg.induce.options, sort_keys=True))
+        if cfg.world is None and not L.videos.is_dir():
+            raise ConfigError(f"videos: {L.videos} is not a folder")
+        run_stages(plan(cfg), L.root / "logs", env=env, on_stage=on_stage,
+                   after=lambda stage: write_ledger(cfg) if stage.name == "eval" else None)
+        return write_ledger(cfg)
 
 
 def stage_env(threads: int | None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from stepkit.errors import StepkitError
 from stepkit.io import atomic_write_json, atomic_write_text
+from stepkit.procgroup import run_group
 
 DONE_MARKER = ".stage-done.json"
 
@@ -74,7 +75,9 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None) ->
     log_path = log_dir / f"round{stage.round}-{stage.name}.log"
     t0 = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(
+        # Its own process group, killed with this process (stepkit.procgroup): a killed run never
+        # leaves a stage writing into the folder its rerun will write.
+        proc = run_group(
             stage.command(),
             stdout=subprocess.PIPE if stage.stdout_to else log,
             stderr=log,

@@ -415,6 +415,10 @@ def train(cfg: StepTrainConfig, *, resume: bool = False, extra_callbacks: list |
         if old.get("qa_sha256") != manifest["qa_sha256"]:
             raise DataError(f"{qa_file(cfg.qa)}: changed since {ckpt} was written (SHA-256 differs); "
                             "resume needs the same Q/R/A data")
+    done_step = _reached_max_steps(ckpt, cfg)
+    if done_step is not None and _finished_at(out, done_step):  # a finished run: resume is a no-op
+        return TrainResult(out=out, global_step=done_step, max_steps=done_step, finished=True,
+                           seconds=time.time() - t_start, manifest=manifest)
     set_seed(cfg.seed)
     model, processor, fam = load_model(cfg)
     encoder = VideoChatEncoder.from_config(processor, fam, cfg)
@@ -440,7 +444,13 @@ def train(cfg: StepTrainConfig, *, resume: bool = False, extra_callbacks: list |
         atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
         atomic_write_json(out / MANIFEST_FILE, manifest)
         _trim_loss_log(out, int(_CKPT.match(ckpt.name).group(1)) if ckpt is not None else 0)
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+    if done_step is not None:  # killed after its last checkpoint: finish from it, no extra step
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(str(ckpt))
+        trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     state = trainer.state
     finished = state.global_step >= state.max_steps
     if finished:
@@ -469,6 +479,29 @@ def train(cfg: StepTrainConfig, *, resume: bool = False, extra_callbacks: list |
     return TrainResult(out=out, global_step=state.global_step, max_steps=state.max_steps, finished=finished,
                        seconds=time.time() - t_start, manifest=manifest, log_history=list(state.log_history),
                        trainer=trainer)
+
+
+def _reached_max_steps(ckpt: Path | None, cfg: StepTrainConfig) -> int | None:
+    """The checkpoint's step when it already reached the run's last step (else None): Trainer would
+    otherwise take one step more on resume."""
+    if ckpt is None:
+        return None
+    try:
+        state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+        step, last = int(state["global_step"]), int(state.get("max_steps") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    target = cfg.max_steps if cfg.max_steps > 0 else last
+    return step if target > 0 and step >= target else None
+
+
+def _finished_at(out: Path, step: int) -> bool:
+    """Whether ``out/summary.json`` (written last) records a finished run at ``step``."""
+    try:
+        s = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+        return bool(s.get("finished")) and int(s.get("global_step", -1)) == step
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def _trim_loss_log(out: Path, step: int) -> None:
