@@ -53,7 +53,7 @@ _PREPOSITIONS = {"on", "in", "at", "to", "behind", "above", "beneath", "under", 
 #: Words that make the reasoner, not the video, the subject of a verb ("we look at what happens").
 _SELF = {"we", "i", "us", "let", "let's", "you", "that", "this", "which", "what"}
 _UNITS = {"s", "sec", "secs", "second", "seconds"}
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z]+(?:'[a-z]+)?|n't|[;,.:!?/]")
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z]+(?:'[a-z]+)?|n't|[;,.:!?/()]|[-–—]")
 _ANSWER_CUE = re.compile(r"\b(?:final\s+|short\s+)?answer\s*(?:is|would be|:)\s*[:：]?\s*", re.I)
 
 
@@ -233,6 +233,7 @@ class _M:
     point: float | None = None
     duration: float | None = None
     text: str = ""
+    alts: tuple[tuple[str, str], ...] = ()
 
 
 def _num(tok: str) -> float | None:
@@ -263,13 +264,16 @@ def _times(toks: Sequence[str]) -> list[_M]:
                     out.append(_M(i, k, "time", span=(lo, hi), text=" ".join(toks[i:k])))
                     i = k
                     continue
-        if _num(t) is not None and i + 3 < n and toks[i + 1] in _UNITS and toks[i + 2] in ("to", "until") \
-                and _num(toks[i + 3]) is not None and (i == 0 or toks[i - 1] not in ("from", "between")):
-            k = i + 4 + (1 if i + 4 < n and toks[i + 4] in _UNITS else 0)
-            lo, hi = sorted((float(t), float(toks[i + 3])))
-            out.append(_M(i, k, "time", span=(lo, hi), text=" ".join(toks[i:k])))
-            i = k
-            continue
+        if _num(t) is not None and (i == 0 or toks[i - 1] not in ("from", "between")):
+            # "2.1 s to 5.0 s", "2.1-5.0 s", "(2.1 s – 5.0 s)"
+            j = i + 1 + (1 if i + 1 < n and toks[i + 1] in _UNITS else 0)
+            if j + 1 < n and toks[j] in ("to", "until", "-", "–", "—") and _num(toks[j + 1]) is not None and (
+                    j + 2 < n and toks[j + 2] in _UNITS or toks[i + 1] in _UNITS):
+                k = j + 2 + (1 if j + 2 < n and toks[j + 2] in _UNITS else 0)
+                lo, hi = sorted((float(t), float(toks[j + 1])))
+                out.append(_M(i, k, "time", span=(lo, hi), text=" ".join(toks[i:k])))
+                i = k
+                continue
         if t in ("at", "around") and a is not None and i + 2 < n and toks[i + 2] in _UNITS:
             out.append(_M(i, i + 3, "time", point=a, text=" ".join(toks[i:i + 3])))
             i += 3
@@ -309,6 +313,19 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
                 hit = (L, got)
                 break
         t = toks[i]
+        if t in lex.split_heads and (hit is None or len(hit[1]) and hit[0] == 1):
+            # "put the cup in the box": a verb whose particle follows its object
+            for k in range(i + 1, min(len(toks), i + 7)):
+                parts = [v for particle, v in lex.split_heads[t] if particle == toks[k] and not taken[k]]
+                if parts:
+                    taken[k] = True
+                    out.append(_M(i, i + 1, "verb", tuple(sorted(set(parts))), text=f"{t} … {toks[k]}"))
+                    break
+            else:
+                parts = None
+            if parts:
+                i += 1
+                continue
         if hit is not None:
             L, got = hit
             kinds = {k for k, _ in got}
@@ -320,7 +337,17 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             # there; otherwise a verb wins over a predicate, and a noun / verb over an attribute value
             # sharing its spelling.
             bare = L == 1 and t in _PREPOSITIONS
-            if "pred" in kinds and (prev in _COPULA or not bare and "verb" not in kinds and "noun" not in kinds):
+            nxt = toks[i + L] if i + L < len(toks) else ""
+            if "value" in kinds and "pred" not in kinds and i == 0 and all(not x[0].isalnum() for x in toks[L:]):
+                kind = "value"  # a bare value: "open" as an answer
+            elif "value" in kinds and prev in _COPULA and L == 1 and not (
+                    "pred" in kinds and (nxt in _ARTICLES or (nxt,) in lex.table)):
+                kind = "value"  # "the door is closed": a state, not the action of closing
+            elif "verb" in kinds and nxt in ("longer", "shorter", "first", "earlier", "later", "last"):
+                kind = ""  # "took longer", "came first": a comparison word, not an event
+            elif "pred" in kinds and "verb" in kinds and not bare:
+                kind = "event"  # "holding": the relation or the action, whichever the graph has
+            elif "pred" in kinds and (prev in _COPULA or not bare and "noun" not in kinds):
                 kind = "pred"
             elif "verb" in kinds:
                 kind = "verb"
@@ -336,7 +363,8 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             else:
                 kind = sorted(kinds)[0]
             if kind:
-                out.append(_M(i, i + L, kind, tuple(v for k, v in got if k == kind), text=" ".join(toks[i:i + L])))
+                vals = tuple(v for k, v in got if k == kind or kind == "event" and k in ("verb", "pred"))
+                out.append(_M(i, i + L, kind, vals, text=" ".join(toks[i:i + L]), alts=tuple(got)))
                 i += L
                 continue
         if t in _COPULA:
@@ -409,17 +437,17 @@ class _Checker:
         heads = set(ev.head.values)
         out = []
         for e in self.events:
-            if ev.kind == "action":
-                if not isinstance(e, Action) or clean(e.verb) not in heads:
+            if isinstance(e, Action):
+                if ev.kind == "relation" or clean(e.verb) not in heads:
                     continue
-            elif not isinstance(e, Relation) or clean(e.predicate) not in heads:
+            elif ev.kind == "action" or clean(e.predicate) not in heads:
                 continue
             a, rest = self.roles(e)
             if agent is not None and a not in agent:
                 continue
-            # each named participant fills a distinct slot (object or target); the agent may be
-            # named after the verb in passive phrasing, so it counts as a slot too
-            slots = set(rest) | {a}
+            # each named participant fills a distinct slot (object or target); with no agent named
+            # before the verb (passive phrasing, "picked up by the person") the agent is a slot too
+            slots = set(rest) | ({a} if ev.agent is None else set())
             ok = True
             for o in others:
                 if o is None:
@@ -442,7 +470,21 @@ def _tiou(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, inter) / union if union > 0 else 0.0
 
 
-def _time_fit(m: _M, t0: float, t1: float) -> float:
+def _coverage(span: tuple[float, float], t0: float, t1: float) -> float:
+    """Share of a quoted span during which a state held over [t0, t1] (1 within print precision)."""
+    a, b = span
+    if a >= t0 - TIME_TOLERANCE and b <= t1 + TIME_TOLERANCE:
+        return 1.0
+    if b - a <= 0:
+        return 1.0 if t0 <= a <= t1 else 0.0
+    return max(0.0, min(b, t1) - max(a, t0)) / (b - a)
+
+
+def _time_fit(m: _M, t0: float, t1: float, state: bool = False) -> float:
+    """How well a time mention fits an event over [t0, t1], in [0, 1]: an action's quoted span by
+    temporal IoU, a state's (relation's) by how much of the span it held."""
+    if state and m.span is not None:
+        return _coverage(m.span, t0, t1)
     """How well a time mention fits an interval [t0, t1], in [0, 1]."""
     if m.span is not None:
         return _tiou(m.span[0], m.span[1], t0, t1)
@@ -479,43 +521,83 @@ def _split(text: str) -> list[tuple[int, str]]:
 
 def _event_claims(ms: list[_M]) -> list[_Event]:
     """Event claims of a clause's mentions: each verb, or copula + predicate, with its participants."""
-    heads = [i for i, m in enumerate(ms) if m.kind == "verb" or m.kind == "pred"]
+    heads = [i for i, m in enumerate(ms) if m.kind in ("verb", "pred", "event")]
     events: list[_Event] = []
+    start = 0  # first mention not taken by the previous event
     for n, hi in enumerate(heads):
         h = ms[hi]
-        ev = _Event(h, "action" if h.kind == "verb" else "relation")
-        lo_bound = heads[n - 1] if n > 0 else -1
+        ev = _Event(h, {"verb": "action", "pred": "relation"}.get(h.kind, "event"))
         hi_bound = heads[n + 1] if n + 1 < len(heads) else len(ms)
-        before = [m for m in ms[lo_bound + 1:hi] if m.kind in ("noun", "wild", "self")]
+        before = [m for m in ms[start:hi] if m.kind in ("noun", "wild", "self")]
         if before and before[-1].kind == "self":
             # "we look at …", "that makes 2": the reasoner speaking, not a claim about the video
             ev.skip = True
         elif before:
             ev.agent = before[-1]
-        elif n > 0 and events[-1].agent is not None and ms[hi - 1].kind != "time":
-            ev.agent = events[-1].agent  # "the person picked up the cup and put it down"
+        elif n > 0 and events[-1].agent is not None:
+            ev.agent = events[-1].agent  # "the person picked up the cup and walked to the bed"
         after = ms[hi + 1:hi_bound]
-        # the next event's agent stands right before its verb: leave it to that event when a time or
-        # a conjunction separates it from this event's objects
+        # the next event's agent stands right before its verb: leave it to that event when a time
+        # separates it from this event's objects, or when this event already has an object
         cut = len(after)
         if n + 1 < len(heads):
             nouns = [k for k, m in enumerate(after) if m.kind in ("noun", "wild")]
-            if nouns:
-                last = nouns[-1]
-                if any(m.kind == "time" for m in after[:last]) or len(nouns) > 1 or ms[hi_bound].kind == "pred":
-                    cut = last
-        ev.others = [m for m in after[:cut] if m.kind in ("noun", "wild") and m.kind != "wild"]
+            first_time = next((k for k, m in enumerate(after) if m.kind == "time"), None)
+            if first_time is not None:
+                cut = first_time + 1  # "A picked up B at 1 s and C ...": C starts the next event
+            elif nouns and (len(nouns) > 1 or ms[hi_bound].kind == "pred"):
+                cut = nouns[-1]
+        ev.others = [m for m in after[:cut] if m.kind == "noun"]
         times = [m for m in after[:cut] if m.kind == "time"]
         if not times and n == 0:
-            times = [m for m in ms[:hi] if m.kind == "time"]
+            times = [m for m in ms[:hi] if m.kind == "time"]  # "At 2.1 s the person ..."
         ev.time = times[0] if times else None
+        passive = h.kind == "verb" and hi > 0 and ms[hi - 1].kind == "copula" and ms[hi - 1].end == h.pos
+        if passive and ev.agent is not None:
+            # "the cup was put down on the table by the person": every named party fills some slot
+            ev.others = [ev.agent, *ev.others]
+            ev.agent = None
         events.append(ev)
+        start = hi + 1 + cut
     return events
 
 
-def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool) -> _Parsed:
-    toks = _words(clause)
-    ms = _mentions(toks, lex)
+def _in_window(e: Action | Relation, window: tuple[str, Action | Relation] | None, duration: float = 1e9) -> bool:
+    """Whether ``e`` lies before / after / during the anchor, as the program executor's windows say."""
+    from stepkit.reason.ops import Window, in_window
+
+    if window is None:
+        return True
+    mode, a = window
+    w = {"before": Window(0.0, a.t0, mode, a.id), "after": Window(a.t1, max(duration, a.t1), mode, a.id)}.get(
+        mode, Window(a.t0, a.t1, mode, a.id))
+    return in_window(e, w)
+
+
+def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool,
+                  window: tuple[str, Action | Relation] | None = None) -> _Parsed:
+    ms = _mentions(_words(clause), lex)
+    content = [m for m in ms if m.kind in _CONTENT]
+    if len(content) == 1 and len({k for k, _ in content[0].alts}) > 1:
+        # one bare word with several readings ("open": a state or an action): the one the graph grounds
+        best: _Parsed | None = None
+        for kind in sorted({k for k, _ in content[0].alts} & _CONTENT):
+            m = content[0]
+            alt = _M(m.pos, m.end, kind, tuple(v for k, v in m.alts if k == kind), text=m.text, alts=m.alts)
+            got = _claims_of([alt if x is m else x for x in ms], clause, ck, conclusion, window)
+            if best is None or sum(c.score for c in got.claims) > sum(c.score for c in best.claims):
+                best = got
+        if best is not None:
+            return best
+    return _claims_of(ms, clause, ck, conclusion, window)
+
+
+_CONTENT = {"noun", "verb", "pred", "event", "value"}
+
+
+def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
+               window: tuple[str, Action | Relation] | None) -> _Parsed:
+    """The checked claims of one clause's mentions."""
     negated = any(m.kind == "neg" for m in ms)
     claims: list[Claim] = []
     grounded_events: list[Action | Relation | None] = []
@@ -528,6 +610,8 @@ def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool) -> _Pa
         words = " ".join(m.text for m in [ev.agent, ev.head, *ev.others] if m is not None)
         span = ev.time.span if ev.time is not None else None
         if negated:
+            # "we look at what happens meanwhile ... no moment when anyone picked up": within the window
+            cands = [e for e in cands if _in_window(e, window, ck.duration)]
             ok = not cands
             claims.append(Claim(ev.kind, words, ok, 1.0 if ok else 0.0,
                                 "no such event in the graph" if ok else f"the graph has {cands[0].id}",
@@ -541,15 +625,20 @@ def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool) -> _Pa
             continue
         best, fit = cands[0], 1.0
         if ev.time is not None:
-            best, fit = max(((e, _time_fit(ev.time, e.t0, e.t1)) for e in cands), key=lambda x: (x[1], -x[0].t0))
+            best, fit = max(((e, _time_fit(ev.time, e.t0, e.t1, isinstance(e, Relation))) for e in cands),
+                            key=lambda x: (x[1], -x[0].t0))
+        tiou = _tiou(span[0], span[1], best.t0, best.t1) if span is not None else None
         grounded = fit >= TIOU_GROUNDED if ev.time is not None and ev.time.span is not None else fit >= 0.999
         a, rest = ck.roles(best)
-        refs = tuple(sorted({best.id, a, *rest}))
-        claims.append(Claim(ev.kind, words + (f" {ev.time.text}" if ev.time else ""), grounded,
+        # an untimed claim may mean any of its matching events
+        refs = tuple(sorted({best.id, a, *rest} | ({e.id for e in cands} if ev.time is None else set())))
+        kind = ev.kind if ev.kind != "event" else ("action" if isinstance(best, Action) else "relation")
+        claims.append(Claim(kind, words + (f" {ev.time.text}" if ev.time else ""), grounded,
                             round(fit, 6), f"matches {best.id}" + (f" (fit {fit:.2f})" if ev.time else ""),
-                            span=span, tiou=round(fit, 6) if span is not None else None, refs=refs,
+                            span=span, tiou=round(tiou, 6) if tiou is not None else None, refs=refs,
                             conclusion=conclusion))
-        grounded_events.append(best if grounded else None)
+        # order checks need to know which event is meant: only a timed claim says that
+        grounded_events.append(best if grounded and ev.time is not None else None)
     # attributes: a value next to a noun ("the red cup"), or "the <name> of <noun> is <value>"
     nouns = [m for m in ms if m.kind == "noun"]
     names = [m.values[0] for m in ms if m.kind == "attrname"]
@@ -564,14 +653,15 @@ def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool) -> _Pa
         if target is not None:
             used.add(id(target))
         objs = ck.objs(target) if target is not None else set(ck.objects)
-        time = next((x for x in ms if x.kind == "time" and x.pos > m.pos and x.span is not None), None)
+        k = ms.index(m)
+        time = ms[k + 1] if k + 1 < len(ms) and ms[k + 1].kind == "time" and ms[k + 1].span is not None else None
         hits = []
         for oid in sorted(objs or ()):
             for at in ck.objects[oid].attributes:
                 if clean(at.value) in m.values and (not names or clean(at.name) in names):
                     lo = at.t0 if at.t0 is not None else 0.0
                     hi = at.t1 if at.t1 is not None else ck.duration
-                    hits.append((oid, _time_fit(time, lo, hi) if time is not None else 1.0))
+                    hits.append((oid, _coverage(time.span, lo, hi) if time is not None else 1.0))
         words = f"{target.text if target else ''} {'/'.join(names)} {m.text}".strip()
         if negated:
             ok = not hits
@@ -606,6 +696,8 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
     these is E`` over the events of the sentence before."""
     out: list[Claim] = []
     anchor: tuple[str, Action | Relation] | None = None
+    anchor_sentence = window_sentence = -1
+    window_events: list[Action | Relation] = []
     prev_events: list[Action | Relation] = []
     prev_complete = True
     last_sentence = -1
@@ -621,20 +713,13 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
         if re.search(r"\band\s+\d+\s+more\b", text, re.I):
             sentence_complete = False
         mode = next((_ORDER_WORDS[t] for t in toks if t in ("before", "after", "meanwhile")), None)
-        if mode is not None and "look" in toks and evs:
-            anchor = (mode, evs[0])
-        elif anchor is not None:
-            mode_a, a = anchor
-            for e in evs:
-                if mode_a == "before":
-                    ok = e.t1 <= a.t0 + TIME_TOLERANCE
-                elif mode_a == "after":
-                    ok = e.t0 >= a.t1 - TIME_TOLERANCE
-                else:
-                    ok = e.t0 <= a.t1 + TIME_TOLERANCE and e.t1 >= a.t0 - TIME_TOLERANCE
-                out.append(Claim("order", f"{e.id} {mode_a} {a.id}", ok, 1.0 if ok else 0.0,
-                                 "holds in the graph" if ok else "the graph orders them otherwise",
-                                 refs=(e.id, a.id)))
+        so_far = sentence_events + evs
+        if mode is not None and ("look" in toks or "happens" in toks or "happened" in toks) and so_far:
+            anchor, anchor_sentence, window_events = (mode, so_far[-1]), si, []
+        elif anchor is not None and si != anchor_sentence and evs:
+            if window_sentence != si:
+                window_events, window_sentence = [], si
+            window_events.extend(evs)
         sel = [t for t in toks[:4] if t in _ORDINAL_WORDS or t in ("last", "longest", "earliest", "latest")]
         if sel and "these" in toks and evs and len(prev_events) >= 2:
             w, e = sel[0], evs[0]
@@ -656,6 +741,13 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
         if len(evs) >= 2 and re.search(r"\b(took|takes|lasted|lasts|was)\s+longer\b", text, re.I):
             out.extend(_winner_claim(p, text, lambda e: e.t1 - e.t0, max))
         sentence_events.extend(evs)
+    if anchor is not None:
+        # the window bounds the step that gives the answer: the last sentence with timed events
+        mode_a, a = anchor
+        for e in window_events:
+            ok = _in_window(e, anchor, ck.duration)
+            out.append(Claim("order", f"{e.id} {mode_a} {a.id}", ok, 1.0 if ok else 0.0,
+                             "holds in the graph" if ok else "the graph orders them otherwise", refs=(e.id, a.id)))
     return out
 
 
@@ -720,15 +812,21 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
     stated = _stated_answer(text)
     clauses = _split(text)
     parsed: list[tuple[int, _Parsed]] = []
+    window: tuple[str, Action | Relation] | None = None
     for si, c in clauses:
-        concl = bool(_ANSWER_CUE.search(c))
+        cue = _ANSWER_CUE.search(c)
         body = c
-        if concl:
-            body = c[_ANSWER_CUE.search(c).end():] if _ANSWER_CUE.search(c) else c
-            head = c[:_ANSWER_CUE.search(c).start()]
-            if _words(head):
-                parsed.append((si, _check_clause(head, lex, ck, False)))
-        parsed.append((si, _check_clause(body, lex, ck, concl)))
+        if cue:
+            body = c[cue.end():]
+            if _words(c[:cue.start()]):
+                parsed.append((si, _check_clause(c[:cue.start()], lex, ck, False, window)))
+        parsed.append((si, _check_clause(body, lex, ck, bool(cue), window)))
+        toks = set(_words(c))
+        mode = next((_ORDER_WORDS[t] for t in ("before", "after", "meanwhile") if t in toks), None)
+        if mode is not None and toks & {"look", "happens", "happened"}:
+            timed = [e for s_i, p in parsed if s_i == si for e in p.events if e is not None]
+            if timed:
+                window = (mode, timed[-1])
     claims = [cl for _, p in parsed for cl in p.claims]
     claims += _order_claims(parsed, [p.text for _, p in parsed], ck)
     n = len(claims)
@@ -746,7 +844,14 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
         if reaches:
             concl = [c for c in claims if c.conclusion and not c.negated]
             support = {r for c in claims if not c.conclusion and c.grounded for r in c.refs}
-            reaches = all(c.grounded and (not support or set(c.refs) & support) for c in concl)
+            events = {e.id for e in ck.events}
+
+            def supported(c: Claim) -> bool:
+                refs = set(c.refs) & events if c.kind in ("action", "relation") else set(c.refs)
+                return bool(refs & support)
+
+            steps = [c for c in claims if not c.conclusion]
+            reaches = any(c.grounded for c in steps) and all(c.grounded and supported(c) for c in concl)
     mean = sum(c.score for c in claims) / n if n else 0.0
     score = mean * (UNREACHED_FACTOR if reaches is False else 1.0)
     return FaithfulnessReport(
@@ -789,16 +894,20 @@ def corrupt_rationale(rationale: str, graph: STSG, kind: str, rng: random.Random
     if kind == "wrong_object":
         labels = sorted({clean(o.label) for o in graph.objects})
         lex_labels = sorted(_shipped_vocab()["labels"] - set(labels))
-        body_end = _ANSWER_CUE.search(text).start() if _ANSWER_CUE.search(text) else len(text)
         hits = []
-        for lab in labels:
-            for m in re.finditer(rf"\bthe {re.escape(lab)}\b", text[:body_end]):
-                hits.append((m.start() + 4, m.end(), lab))
+        for s0, sent in _sentences_at(text):
+            if _ANSWER_CUE.search(sent) or set(_words(sent)) & _NEG:
+                continue  # the answer itself, and statements of absence, stay as they are
+            for lab in labels:
+                for m in re.finditer(rf"\bthe {re.escape(lab)}\b", sent):
+                    hits.append((s0 + m.start() + 4, s0 + m.end(), lab))
         if not hits:
             return None
-        s, e, lab = hits[rng.randrange(len(hits))]
-        pool = [x for x in labels if x != lab and not (is_person_label(x) and is_person_label(lab))]
-        new = rng.choice(pool) if pool and rng.random() < 0.5 else rng.choice(lex_labels or pool)
+        s, e, lab = sorted(hits)[rng.randrange(len(hits))]
+        person = is_person_label(lab)
+        pool = [x for x in labels if x != lab and not (person and is_person_label(x))]
+        lex_pool = [x for x in lex_labels if not (person and is_person_label(x))]
+        new = rng.choice(pool) if pool and (rng.random() < 0.5 or not lex_pool) else rng.choice(lex_pool)
         return text[:s] + new + text[e:]
     if kind == "wrong_time":
         dur = float(graph.duration or 0.0)
@@ -821,31 +930,59 @@ def corrupt_rationale(rationale: str, graph: STSG, kind: str, rng: random.Random
             return text[:m.start()] + f"at {_fmt(na)} s" + text[m.end():]
         return None
     if kind == "wrong_order":
-        flips = [("before", "after"), ("after", "before"), ("first", "last"), ("last", "first"),
-                 ("earlier", "later"), ("later", "earlier")]
-        cands = []
-        for a, b in flips:
-            for m in re.finditer(rf"\b{a}\b", text):
-                ctx = text[max(0, m.start() - 40):m.end() + 40]
-                if a in ("first", "last") and not re.search(r"\bof these\b|\bcame\b", ctx):
-                    continue
-                if a in ("before", "after") and "look at" not in ctx and "happens" not in ctx:
-                    continue
-                cands.append((m.start(), m.end(), b))
-        if cands:
-            s, e, b = cands[rng.randrange(len(cands))]
-            return text[:s] + b + text[e:]
-        spans = list(_SPAN_RE.finditer(text))
-        distinct = [(i, j) for i in range(len(spans)) for j in range(i + 1, len(spans))
-                    if spans[i].group(0) != spans[j].group(0) and _tiou(
-                        float(spans[i].group(1)), float(spans[i].group(2)),
-                        float(spans[j].group(1)), float(spans[j].group(2))) < TIOU_GROUNDED]
-        if not distinct:
-            return None
-        i, j = distinct[rng.randrange(len(distinct))]
-        a, b = spans[i], spans[j]
-        return text[:a.start()] + b.group(0) + text[a.end():b.start()] + a.group(0) + text[b.end():]
+        return _wrong_order(text, _build_lex(graph), rng)
     raise ValueError(f"unknown corruption {kind!r}; choose one of {', '.join(CORRUPTIONS)}")
+
+
+def _sentences_at(text: str) -> list[tuple[int, str]]:
+    """(offset, sentence) pairs."""
+    out, pos = [], 0
+    for part in re.split(r"(?<=[.!?])(\s+)", text):
+        if part and not part.isspace():
+            out.append((pos, part))
+        pos += len(part)
+    return out
+
+
+def _event_key(clause: str, lex: _Lex) -> tuple:
+    """What a clause says without its times: two events with equal keys say the same thing."""
+    return tuple((m.kind, m.values) for m in _mentions(_words(clause), lex)
+                 if m.kind in ("noun", "verb", "pred", "event", "value"))
+
+
+def _wrong_order(text: str, lex: _Lex, rng: random.Random) -> str | None:
+    """Flip an order word whose effect the text can show (``before`` / ``after`` of a window with a
+    timed event after it; ``first`` / ``last`` of a listed set), else swap the times of two different
+    events so each is said to happen when the other did."""
+    sents = _sentences_at(text)
+    cands: list[tuple[int, int, str]] = []
+    for k, (s0, sent) in enumerate(sents):
+        later_timed = any(_SPAN_RE.search(x) for _, x in sents[k + 1:])
+        for m in re.finditer(r"\b(before|after)\b", sent):
+            if later_timed and re.search(r"\blook\b|\bhappens?\b", sent):
+                cands.append((s0 + m.start(), s0 + m.end(), "after" if m.group(1) == "before" else "before"))
+        m = re.match(r"\s*the (first|last) of these\b", sent, re.I)
+        if m and k > 0 and len(_SPAN_RE.findall(sents[k - 1][1])) >= 2:
+            word = m.group(1).lower()
+            cands.append((s0 + m.start(1), s0 + m.end(1), "last" if word == "first" else "first"))
+    if cands:
+        s, e, b = sorted(cands)[rng.randrange(len(cands))]
+        return text[:s] + b + text[e:]
+    times: list[tuple[re.Match, str]] = []
+    for s0, sent in sents:
+        pos = s0
+        for clause in re.split(r"(;|\band\b)", sent):
+            for m in list(_SPAN_RE.finditer(clause)) + list(_POINT_RE.finditer(clause)):
+                times.append((pos + m.start(), pos + m.end(), m.group(0), _event_key(clause[:m.start()], lex)))
+            pos += len(clause)
+    pairs = [(i, j) for i in range(len(times)) for j in range(i + 1, len(times))
+             if times[i][3] != times[j][3] and times[i][2] != times[j][2]
+             and times[i][2].startswith("from") == times[j][2].startswith("from")]
+    if not pairs:
+        return None
+    i, j = pairs[rng.randrange(len(pairs))]
+    (a0, a1, at, _), (b0, b1, bt, _) = times[i], times[j]
+    return text[:a0] + bt + text[a1:b0] + at + text[b1:]
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
