@@ -40,7 +40,7 @@ def test_llava_two_samples_per_record(qa_dir, tmp_path):
     assert len(items) == 2 * len(recs)
     for it in items:
         human, gpt = it["conversations"]
-        assert human["from"] == "human" and human["value"].startswith("<video>\n")
+        assert human["from"] == "human" and human["value"].startswith("<image>\n")  # LLaVA-NeXT's media token
         assert gpt["from"] == "gpt" and gpt["value"]
     by_id = {it["id"]: it for it in items}
     r = recs[0]

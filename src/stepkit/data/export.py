@@ -1,24 +1,42 @@
-"""Exports of Q/R/A records to training formats: LLaVA ``conversations`` JSON, ChatML ``messages``
-JSONL with video content entries, and a Hugging Face ``datasets`` folder.
+"""Exports of Q/R/A records to the formats training and evaluation clients read as they are:
+
+- ``llava``: LLaVA-NeXT / LLaVA-Video ``conversations`` JSON (``<image>`` is its media token, for
+  video too), ``video`` resolvable from a ``--video_folder``;
+- ``chatml``: ``messages`` JSONL with video content entries, the form ``processor.apply_chat_template`` takes;
+- ``trl``: TRL ``prompt`` / ``completion`` JSONL with video entries, trained with TRL's ``SFTTrainer``
+  through :class:`stepkit.data.trl.VideoSFTCollator`;
+- ``hf``: a ``datasets.Dataset.save_to_disk`` folder of flat rows;
+- ``video-r1``: the JSON array Video-R1's SFT and GRPO scripts read (``<think>`` process, ``<answer>`` solution).
 
 By default each record gives two samples, as the paper trains them: an *answer* sample (answer
 instruction -> short answer) and a *rationale* sample (rationale instruction -> rationale ending in
 the answer). ``combined=True`` gives one sample per record: rationale, then the answer.
+
+Video paths go through :mod:`stepkit.data.videos`: absolute by default, or relative to the folder
+of the file that holds them (``paths="relative"``). Every export folder also gets a dataset card
+(``README.md``) naming its data files, so ``datasets.load_dataset(folder)`` loads it with the other
+files of the folder (``summary.json``, ``qa.jsonl``) left out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from stepkit.data.record import QRARecord, iter_records
+from stepkit.data.videos import VideoResolver, check_mode, holder_folder, video_reference
 from stepkit.errors import ConfigError
 
-VIDEO_TOKEN = "<video>"
-FORMATS = ("llava", "chatml", "hf")
-FILENAMES = {"llava": "llava.json", "chatml": "chatml.jsonl", "hf": "hf"}
+MEDIA_TOKEN = "<image>"  # LLaVA-NeXT's DEFAULT_IMAGE_TOKEN: its data code uses it for videos too
+VIDEO_TOKEN = MEDIA_TOKEN
+FORMATS = ("llava", "chatml", "hf", "trl", "video-r1")
+FILENAMES = {"llava": "llava.json", "chatml": "chatml.jsonl", "hf": "hf", "trl": "trl.jsonl",
+             "video-r1": "video_r1.json"}
+CARD = "README.md"
+_CARD_MARK = "<!-- written by stepkit: data files of the exports in this folder -->"
 
 
 def option_text(record: QRARecord) -> str:
@@ -26,13 +44,6 @@ def option_text(record: QRARecord) -> str:
     if not record.options:
         return ""
     return " ".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(record.options))
-
-
-def _video(record: QRARecord, videos_dir: str | None) -> str:
-    path = record.video or record.video_id
-    if videos_dir is not None:
-        return str(Path(videos_dir) / Path(path).name)
-    return path
 
 
 def samples(record: QRARecord, *, combined: bool = False, with_options: bool = False) -> list[dict[str, Any]]:
@@ -52,91 +63,224 @@ def samples(record: QRARecord, *, combined: bool = False, with_options: bool = F
     ]
 
 
-def to_llava(record: QRARecord, videos_dir: str | None = None, **kw: Any) -> list[dict[str, Any]]:
-    """LLaVA-style items: ``{"id", "video", "conversations": [{"from": "human", "value": "<video>\\n…"}, …]}``."""
+def _video_entry(record: QRARecord, video: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "video", "video": video}
+    if record.window is not None:
+        entry["video_start"], entry["video_end"] = record.window
+    return entry
+
+
+def to_llava(record: QRARecord, video: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+    """LLaVA-NeXT items: ``{"id", "video", "conversations": [{"from": "human", "value": "<image>\\n…"}, …]}``
+    (one ``<image>`` per sample: the placeholder LLaVA-NeXT replaces with the video's features)."""
     out = []
     for s in samples(record, **kw):
-        out.append({
-            "id": s["id"], "video": _video(record, videos_dir), "kind": s["kind"],
-            "steps": record.steps, "type": record.type,
-            "conversations": [
-                {"from": "human", "value": f"{VIDEO_TOKEN}\n{s['instruction']}\n{s['question']}"},
-                {"from": "gpt", "value": s["response"]},
-            ],
-        })
+        item = {"id": s["id"], "kind": s["kind"], "steps": record.steps, "type": record.type,
+                "conversations": [
+                    {"from": "human", "value": f"{MEDIA_TOKEN}\n{s['instruction']}\n{s['question']}"},
+                    {"from": "gpt", "value": s["response"]},
+                ]}
+        if video is not None:
+            item["video"] = video
+        else:  # LLaVA-NeXT keys media by the item's "video": without one, no placeholder
+            item["conversations"][0]["value"] = f"{s['instruction']}\n{s['question']}"
+        out.append(item)
     return out
 
 
-def to_chatml(record: QRARecord, videos_dir: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+def to_chatml(record: QRARecord, video: str | None = None, **kw: Any) -> list[dict[str, Any]]:
     """ChatML items: ``{"id", "messages": [user with video + text content, assistant text]}``,
     the form ``processor.apply_chat_template`` takes."""
     out = []
     for s in samples(record, **kw):
-        video: dict[str, Any] = {"type": "video", "video": _video(record, videos_dir)}
-        if record.window is not None:
-            video["video_start"], video["video_end"] = record.window
+        content = ([_video_entry(record, video)] if video is not None else []) + [
+            {"type": "text", "text": f"{s['instruction']}\n{s['question']}"}]
         out.append({
             "id": s["id"], "kind": s["kind"], "steps": record.steps, "type": record.type,
             "messages": [
-                {"role": "user", "content": [video, {"type": "text", "text": f"{s['instruction']}\n{s['question']}"}]},
+                {"role": "user", "content": content},
                 {"role": "assistant", "content": [{"type": "text", "text": s["response"]}]},
             ],
         })
     return out
 
 
-def to_rows(record: QRARecord, videos_dir: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+def to_trl(record: QRARecord, video: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+    """TRL conversational prompt-completion rows with a video entry in the prompt (see :mod:`stepkit.data.trl`)."""
+    out = []
+    for s in samples(record, **kw):
+        content = ([_video_entry(record, video)] if video is not None else []) + [
+            {"type": "text", "text": f"{s['instruction']}\n{s['question']}"}]
+        out.append({
+            "id": s["id"], "record_id": record.id, "kind": s["kind"], "steps": record.steps, "type": record.type,
+            "prompt": [{"role": "user", "content": content}],
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": s["response"]}]}],
+        })
+    return out
+
+
+def to_rows(record: QRARecord, video: str | None = None, **kw: Any) -> list[dict[str, Any]]:
     """Flat rows for a ``datasets`` table (one per sample)."""
     rows = []
     for s in samples(record, **kw):
         rows.append({
-            "id": s["id"], "record_id": record.id, "kind": s["kind"], "video": _video(record, videos_dir),
+            "id": s["id"], "record_id": record.id, "kind": s["kind"], "video": video,
             "video_id": record.video_id, "instruction": s["instruction"], "question": s["question"],
             "response": s["response"], "answer": record.answer, "options": list(record.options or []),
             "answer_index": -1 if record.answer_index is None else record.answer_index,
+            "window": list(record.window) if record.window is not None else None,
             "steps": record.steps, "type": record.type,
             "program": json.dumps(record.program, sort_keys=True),
         })
     return rows
 
 
-def _write_stream(path: Path, items: Iterator[str], opener: str, closer: str, sep: str) -> Path:
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def to_video_r1(record: QRARecord, path: str | None, problem_id: int) -> dict[str, Any]:
+    """One Video-R1 row: ``problem``, ``options`` as ``"A. …"``, ``process`` in ``<think>``, ``solution``
+    in ``<answer>`` (the option letter for multiple choice), ``problem_type``, ``data_type``, ``path``."""
+    if record.options and record.answer_index is not None:
+        ptype = "multiple choice"
+        options = [f"{chr(65 + i)}. {o}" for i, o in enumerate(record.options)]
+        answer = chr(65 + record.answer_index)
+    else:
+        ptype = "numerical" if _NUMBER.fullmatch(record.answer.strip()) else "free-form"
+        options, answer = [], record.answer
+    return {
+        "problem_id": problem_id, "id": record.id, "problem": record.question, "data_type": "video",
+        "problem_type": ptype, "options": options,
+        "process": f"<think>{record.rationale_text}</think>", "solution": f"<answer>{answer}</answer>",
+        "path": path, "data_source": f"stepkit/{record.type}", "steps": record.steps, "type": record.type,
+        "window": list(record.window) if record.window is not None else None,
+    }
+
+
+def _write_stream(path: Path, items: Iterator[str], opener: str, closer: str, sep: str) -> int:
     from stepkit.io import atomic_text_writer
 
+    n = 0
     with atomic_text_writer(path) as fh:
         fh.write(opener)
-        first = True
         for item in items:
-            if not first:
+            if n:
                 fh.write(sep)
             fh.write(item)
-            first = False
+            n += 1
         fh.write(closer)
-    return path
+    return n
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, ensure_ascii=False)
+
+
+def _card_configs(out: Path, current: str) -> list[dict[str, Any]]:
+    """One ``configs`` entry per export present in ``out``; the one just written is the default.
+
+    ``datasets`` picks one builder for all configs of a folder (json here), so the ``hf`` folder
+    (arrow) is listed only when it is the folder's sole export; it always loads with ``load_from_disk``."""
+    configs = []
+    json_exports = [f for f in FORMATS if f != "hf" and (out / FILENAMES[f]).is_file()]
+    for fmt in FORMATS:
+        name = FILENAMES[fmt]
+        if fmt == "hf":
+            if json_exports:
+                continue
+            files = sorted(p.name for p in (out / name).glob("data-*.arrow")) if (out / name).is_dir() else []
+            data_files = [f"{name}/{f}" for f in files]
+        else:
+            data_files = [name] if (out / name).is_file() else []
+        if not data_files:
+            continue
+        cfg = {"config_name": fmt.replace("-", "_"), "data_files": [{"split": "train", "path": data_files}]}
+        if fmt == current:
+            cfg["default"] = True
+        configs.append(cfg)
+    if configs and not any(c.get("default") for c in configs):
+        configs[0]["default"] = True
+    return configs
+
+
+def write_card(out: str | os.PathLike, current: str) -> Path:
+    """The folder's dataset card: YAML ``configs`` naming the data file of each export (so
+    ``load_dataset(folder)`` reads the export just written and ``load_dataset(folder, NAME)`` any other)."""
+    import yaml
+
+    from stepkit.io import atomic_write_text
+
+    out = Path(out)
+    card = out / CARD
+    if card.is_file() and _CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
+        raise ConfigError(f"{card}: a README.md not written by stepkit is in the export folder; "
+                          "export to another --out folder")
+    meta = yaml.safe_dump({"configs": _card_configs(out, current)}, sort_keys=False)
+    names = ", ".join(f"`{FILENAMES[f]}`" for f in FORMATS if (out / FILENAMES[f]).exists())
+    body = (f"---\n{meta}---\n{_CARD_MARK}\n\n# stepkit Q/R/A exports\n\nData files: {names}. "
+            "Load with `datasets.load_dataset(\"<this folder>\")` (the latest export) or "
+            "`load_dataset(\"<this folder>\", \"<format>\")`; the `hf` folder also loads with `load_from_disk`. "
+            "Formats: see stepkit's docs/formats-qra.md.\n")
+    return atomic_write_text(card, body)
+
+
+def export_report(qa: str | os.PathLike, out_dir: str | os.PathLike, fmt: str, *, combined: bool = False,
+                  with_options: bool = False, videos_dir: str | os.PathLike | None = None,
+                  paths: str = "absolute") -> dict[str, Any]:
+    """Export the records of ``qa`` (a qa.jsonl or its folder) to ``out_dir`` in ``fmt``.
+
+    Returns ``{"path", "format", "samples", "missing_videos", "paths"}``; ``missing_videos`` lists
+    (the first 20 of) the resolved video paths that are no file."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_mode(paths)
+    out_root = Path(out_dir)
+    out = out_root / FILENAMES[fmt]
+    resolve = VideoResolver(holder_folder(qa), videos_dir)
+    holder = out if fmt == "hf" else out_root
+
+    def ref(record: QRARecord) -> str | None:
+        return video_reference(resolve(record.video), holder_dir=holder, mode=paths)
+
+    kw = {"combined": combined, "with_options": with_options}
+    if fmt == "llava":
+        n = _write_stream(out, (_dumps(x) for r in iter_records(qa) for x in to_llava(r, ref(r), **kw)),
+                          "[\n", "\n]\n", ",\n")
+    elif fmt in ("chatml", "trl"):
+        conv = to_chatml if fmt == "chatml" else to_trl
+        n = _write_stream(out, (_dumps(x) + "\n" for r in iter_records(qa) for x in conv(r, ref(r), **kw)),
+                          "", "", "")
+    elif fmt == "video-r1":
+        def rows() -> Iterator[str]:
+            for i, r in enumerate(iter_records(qa)):
+                p = video_reference(resolve(r.video), holder_dir=out_root, mode="relative")
+                # Video-R1 opens os.getcwd() + "/Video-R1-data" + path[1:]: the path must start with "./"
+                yield _dumps(to_video_r1(r, None if p is None else "./" + p, i))
+        n = _write_stream(out, rows(), "[\n", "\n]\n", ",\n")
+    else:
+        from datasets import Dataset
+
+        rows_ = [x for r in iter_records(qa) for x in to_rows(r, ref(r), **kw)]
+        if not rows_:
+            raise ConfigError(f"{qa}: no records to export")
+        Dataset.from_list(rows_).save_to_disk(str(out))
+        n = len(rows_)
+    if n == 0:
+        out.unlink(missing_ok=True)
+        raise ConfigError(f"{qa}: no records to export")
+    write_card(out_root, fmt)
+    return {"path": str(out), "format": fmt, "samples": n, "paths": "relative" if fmt == "video-r1" else paths,
+            "missing_videos": sorted(resolve.missing)[:20], "missing_video_count": len(resolve.missing)}
 
 
 def export(qa: str | os.PathLike, out_dir: str | os.PathLike, fmt: str, *, combined: bool = False,
-           with_options: bool = False, videos_dir: str | os.PathLike | None = None) -> Path:
+           with_options: bool = False, videos_dir: str | os.PathLike | None = None,
+           paths: str = "absolute") -> Path:
     """Export the records of ``qa`` (a qa.jsonl or its folder) to ``out_dir`` in ``fmt``; returns the path.
 
-    ``videos_dir`` rewrites each video path to ``videos_dir/<file name>`` (records keep the graph's
-    path, which is relative to the graph file's folder)."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    out = Path(out_dir) / FILENAMES[fmt]
-    kw = {"combined": combined, "with_options": with_options,
-          "videos_dir": str(videos_dir) if videos_dir is not None else None}
-    if fmt == "llava":
-        items = (json.dumps(x, sort_keys=True, ensure_ascii=False) for r in iter_records(qa) for x in to_llava(r, **kw))
-        return _write_stream(out, items, "[\n", "\n]\n", ",\n")
-    if fmt == "chatml":
-        items = (json.dumps(x, sort_keys=True, ensure_ascii=False) + "\n" for r in iter_records(qa)
-                 for x in to_chatml(r, **kw))
-        return _write_stream(out, items, "", "", "")
-    from datasets import Dataset
-
-    rows = [x for r in iter_records(qa) for x in to_rows(r, **kw)]
-    if not rows:
-        raise ConfigError(f"{qa}: no records to export")
-    Dataset.from_list(rows).save_to_disk(str(out))
-    return out
+    Video paths are resolved as :mod:`stepkit.data.videos` says (``videos_dir`` first, then as the
+    records name them, relative to the qa.jsonl's folder) and written absolute, or relative to the
+    export file's folder with ``paths="relative"`` (``video-r1`` is always relative: its scripts
+    need ``./…`` paths under their data folder)."""
+    return Path(export_report(qa, out_dir, fmt, combined=combined, with_options=with_options,
+                              videos_dir=videos_dir, paths=paths)["path"])

@@ -29,11 +29,14 @@ OPEN_INSTRUCTION = "Answer the question with a short phrase."
 
 
 def doc_to_visual(doc):
-    """The video path of a record: absolute as exported, else under $STEPKIT_VIDEO_ROOT or this folder."""
+    """The video path of a record: absolute as exported (relative ones are relative to this folder);
+    a video that is not there is looked for by file name under $STEPKIT_VIDEO_ROOT when it is set."""
     path = doc["video"]
     if not os.path.isabs(path):
-        root = os.environ.get(VIDEO_ROOT_ENV) or TASK_DIR
-        path = os.path.join(root, path)
+        path = os.path.normpath(os.path.join(TASK_DIR, path))
+    root = os.environ.get(VIDEO_ROOT_ENV)
+    if root and not os.path.isfile(path):
+        path = os.path.join(os.path.abspath(root), os.path.basename(path))
     return [path]
 
 
@@ -143,6 +146,9 @@ def utils_source() -> str:
     from stepkit.evaluate import extract
 
     src = inspect.getsource(extract)
+    # lmms-eval executes utils.py without registering it in sys.modules, where @dataclass cannot
+    # resolve postponed (string) annotations: annotations stay eager (Python >= 3.10 syntax)
+    src = src.replace("from __future__ import annotations\n", "", 1)
     src = src.replace("import re\n", "import os\nimport re\n", 1)
     return src.rstrip() + "\n" + GLUE
 
@@ -151,10 +157,12 @@ def export_lmms(qa_path: str | os.PathLike, out_dir: str | os.PathLike, *, task:
                 videos: str | os.PathLike | None = None, max_new_tokens: int = 32) -> dict[str, Any]:
     """Write the lmms-eval task folder for the Q/R/A records at ``qa_path``; returns a summary.
 
-    With ``videos`` each record's video is resolved to an absolute path (missing ones fail fast);
-    without, paths stay as the records name them and ``doc_to_visual`` reads them under
-    ``$STEPKIT_VIDEO_ROOT``.
+    Each record's video is written as an absolute path: resolved by :mod:`stepkit.data.videos`
+    (relative to the Q/R/A file's folder), or with ``videos`` found under that root (missing ones
+    fail fast; a relative root is taken from the working directory). ``doc_to_visual`` falls back to
+    ``$STEPKIT_VIDEO_ROOT/<file name>`` for a video that is not where the task names it.
     """
+    from stepkit.data.videos import VideoResolver, normalise
     from stepkit.evaluate.items import resolve_videos
     from stepkit.evaluate.loaders import annotation_base, load_stepkit
     from stepkit.evaluate.scoring import MC_INSTRUCTION
@@ -163,12 +171,14 @@ def export_lmms(qa_path: str | os.PathLike, out_dir: str | os.PathLike, *, task:
         raise ConfigError(f"task name {task!r}: use letters, digits and underscores, starting with a letter")
     items = load_stepkit(qa_path)
     if videos is not None:
-        items = resolve_videos(items, videos, base=annotation_base(qa_path))
+        items = resolve_videos(items, normalise(videos), base=annotation_base(qa_path))
+    resolve = VideoResolver(annotation_base(qa_path))
     rows = []
     for it in items:
         if it.options and it.answer_index is None:
             raise DataError(f"{qa_path}: record {it.id} has options but no answer among them")
-        rows.append({"id": it.id, "video": it.video_path or it.video, "question": it.question, "answer": it.answer,
+        video = normalise(it.video_path) if it.video_path else resolve(it.video)
+        rows.append({"id": it.id, "video": video, "question": it.question, "answer": it.answer,
                      "options": it.options, "answer_index": it.answer_index, "steps": it.steps, "type": it.type,
                      "window": list(it.window) if it.window else None})
     out = Path(out_dir).resolve()

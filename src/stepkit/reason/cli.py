@@ -11,7 +11,8 @@ from stepkit.cli_common import console, fail
 
 qa_app = typer.Typer(help="Inspect, verify and export Q/R/A records.", no_args_is_help=True)
 
-FORMAT_HELP = "jsonl (qa.jsonl only), llava, chatml or hf (a datasets folder), besides qa.jsonl."
+FORMAT_HELP = "jsonl (qa.jsonl only), llava, chatml, trl, video-r1 or hf (a datasets folder), besides qa.jsonl."
+PATHS_HELP = "Video paths: absolute (default) or relative (to the folder of the file holding them)."
 
 
 def generate_cmd(
@@ -26,13 +27,16 @@ def generate_cmd(
     combined: bool = typer.Option(False, "--combined", help="Export one 'rationale, then answer' sample per record."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check graphs before use."),
     full_validation: bool = typer.Option(False, "--full-validation", help="Also run the full JSON Schema check."),
+    videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Folder of the videos (default: as the graphs name them)."),
+    paths: str = typer.Option("absolute", "--paths", help=PATHS_HELP),
 ) -> None:
     """Generate graph-grounded multi-step questions with rationales and answers."""
     from stepkit.errors import StepkitError
     from stepkit.reason.generate import GenerateConfig, generate
 
     cfg = GenerateConfig(per_video=per_video, steps=steps, types=",".join(types), seed=seed, options=options,
-                         validate="full" if full_validation else validate)
+                         validate="full" if full_validation else validate,
+                         videos_dir=str(videos_dir) if videos_dir is not None else None, paths=paths)
     try:
         summary = generate(graphs_dir, out, cfg, fmt=fmt, combined=combined)
     except StepkitError as exc:
@@ -98,22 +102,27 @@ def show_cmd(
 @qa_app.command("export")
 def export_cmd(
     qa_dir: Path = typer.Argument(..., help="Folder with qa.jsonl (or the file)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="llava, chatml or hf."),
+    fmt: str = typer.Option(..., "--format", "-f", help="llava, chatml, trl, video-r1 or hf."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: beside qa.jsonl)."),
     combined: bool = typer.Option(False, "--combined", help="One 'rationale, then answer' sample per record."),
     with_options: bool = typer.Option(False, "--with-options", help="Show multiple-choice options in the prompt."),
-    videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Point video paths at VIDEOS_DIR/<file name>."),
+    videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Look for the videos in VIDEOS_DIR first."),
+    paths: str = typer.Option("absolute", "--paths", help=PATHS_HELP),
 ) -> None:
     """Export records to a training format."""
-    from stepkit.data.export import export
+    from stepkit.data.export import export_report
     from stepkit.errors import StepkitError
 
     target = out or (qa_dir if qa_dir.is_dir() else qa_dir.parent)
     try:
-        path = export(qa_dir, target, fmt, combined=combined, with_options=with_options, videos_dir=videos_dir)
+        rep = export_report(qa_dir, target, fmt, combined=combined, with_options=with_options, videos_dir=videos_dir,
+                            paths=paths)
     except StepkitError as exc:
         fail(exc)
-    console.print(f"wrote {path}", highlight=False)
+    console.print(f"wrote {rep['path']} ({rep['samples']} samples)", highlight=False)
+    if rep["missing_video_count"]:
+        console.print(f"[yellow]warning[/yellow] {rep['missing_video_count']} videos not found, e.g. "
+                      f"{rep['missing_videos'][0]} (use --videos-dir)", highlight=False)
 
 
 @qa_app.command("refine")

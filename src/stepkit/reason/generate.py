@@ -12,6 +12,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -20,9 +21,11 @@ import orjson
 from stepkit.data.record import QRARecord
 from stepkit.errors import ConfigError, StepkitError
 from stepkit.graph.types import STSG
-from stepkit.reason.lexicon import clean, lexicon
+from stepkit.reason.lexicon import clean, conflicts, is_person_label, lexicon, phrases
 from stepkit.reason.ops import (ExecError, GraphContext, ProgramError, answer_text, check_program, run_values,
                                 step_count)
+from stepkit.reason.plausibility import PlausibilityPrior, load_prior
+from stepkit.reason.quality import DEFAULT_MARGIN, margin_problems, missing_references, noop_steps, run_all
 from stepkit.reason.render import answer_sentence, rationale
 from stepkit.reason.sampler import CHOICE_VARIANTS, MIN_STEPS, TYPES, Candidate, Reject, Sampler
 
@@ -34,6 +37,9 @@ MAX_STEPS = 8
 ANSWER_CAP = 0.345
 SMALL_BUCKET_ALLOWANCE = 3
 YESNO_SLACK = 2
+# Inside one question skeleton (the question with its content words masked) no answer may pass
+# this share, so a learner reading only the wording stays near chance (AGQA balances the same way).
+SKELETON_CAP = 0.30
 
 
 def parse_steps(spec: str) -> dict[int, float]:
@@ -96,6 +102,9 @@ class GenerateConfig:
     options: int = 4
     attempts_per_record: int = 30
     validate: bool | str = True  # True: quick checks; "full": the JSON Schema too; False: none
+    margin: float = DEFAULT_MARGIN  # seconds by which every order a question relies on must be decided
+    videos_dir: str | None = None  # where the graphs' videos are (default: as the graphs name them)
+    paths: str = "absolute"  # record video paths: absolute, or relative to qa.jsonl's folder
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -133,11 +142,66 @@ def _answer_event_in_reference(cand: Candidate) -> bool:
     return any(n["op"] == "hop" and item in b.ids[i] for i, n in enumerate(b.nodes))
 
 
-class Balancer:
-    """Online answer balancing inside each (type, steps) bucket."""
+@lru_cache(maxsize=1)
+def _template_words() -> frozenset[str]:
+    words: set[str] = {"the", "a", "an", "some", "any", "someone", "anyone", "something", "anything", "who", "what",
+                       "which", "that", "was", "were", "is", "are", "did", "do", "does", "of", "in", "video"}
+    ph = phrases()
+    texts = [t for opts in ph["questions"].values() for t in opts] + list(ph["anchors"].values())
+    for t in texts:
+        words.update(w for w in _WORD.findall(re.sub(r"\{[^}]*\}", " ", t).lower()))
+    return frozenset(words)
 
-    def __init__(self) -> None:
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def skeleton(question: str) -> str:
+    """The question with its content words masked: every word that is not template wording becomes
+    ``_`` (runs collapse), so "What did the man pick up?" and "What did the woman open?" share one."""
+    keep = _template_words()
+    out: list[str] = []
+    for w in _WORD.findall(question.lower()):
+        if w in keep:
+            out.append(w)
+        elif not out or out[-1] != "_":
+            out.append("_")
+    return " ".join(out)
+
+
+def _reuses_asked_event(cand: Candidate, sampler: Sampler) -> bool:
+    """Whether a reference or an anchor leans on an event the question asks about (or its twin,
+    the same happening annotated as an action and as the relation it implies)."""
+    asked: set[str] = set()
+    for e in cand.asked:
+        if isinstance(e, str):
+            asked |= sampler.twins.get(e, {e})
+    if not asked:
+        return False
+    b = cand.builder
+    refs = set(cand.ref_nodes)
+    for i, n in enumerate(b.nodes):
+        if (i in refs or n["op"] == "localize") and any(x in asked for x in b.ids[i]):
+            return True
+    return False
+
+
+class Balancer:
+    """Online answer balancing inside each (type, steps) bucket and each question skeleton."""
+
+    def __init__(self, n_options: int = 4) -> None:
         self.counts: dict[tuple[str, int], Counter] = defaultdict(Counter)
+        self.skeletons: dict[str, Counter] = defaultdict(Counter)
+        self.skeleton_cap = max(SKELETON_CAP, 1.0 / max(n_options, 1) + 0.05)
+
+    def accepts_skeleton(self, skel: str, answer: str, yesno: bool) -> bool:
+        """Whether adding ``answer`` keeps the skeleton's answers balanced."""
+        c = self.skeletons[skel]
+        if yesno:
+            other = "no" if answer == "yes" else "yes"
+            return c[answer] + 1 - c[other] <= YESNO_SLACK
+        n = sum(c.values())
+        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, self.skeleton_cap * (n + 1))
 
     def want_yesno(self, bucket: tuple[str, int]) -> str:
         """The yes/no answer this bucket needs next."""
@@ -159,103 +223,115 @@ class Balancer:
         cap = max(SMALL_BUCKET_ALLOWANCE, ANSWER_CAP * (sum(c.values()) + 1))
         return frozenset(a for a, k in c.items() if k + 1 > cap)
 
-    def add(self, bucket: tuple[str, int], answer: str) -> None:
+    def add(self, bucket: tuple[str, int], answer: str, skel: str | None = None) -> None:
         """Record an accepted answer."""
         self.counts[bucket][answer] += 1
+        if skel is not None:
+            self.skeletons[skel][answer] += 1
 
 
 def _same_sort(kind: str, answer: str):
     """A filter keeping distractors of the answer's sort (people for people, things for things)."""
     if kind != "label":
         return lambda v: True
-    from stepkit.reason.lexicon import is_person_label
-
     person = is_person_label(answer)
     return lambda v: is_person_label(v) == person
 
 
 class Distractors:
-    """STAR-style multiple-choice options: a compositionally plausible conflict, a frequent and a random one."""
+    """Multiple-choice options. Distractors are, first, *compositional conflicts* (values of the
+    same slot true elsewhere in this video: another object the verb was done to, another action
+    of the same person), then values of the same kind from the corpus; each must be plausible in
+    the question's slot (``plausibility.py``), conflict with neither the answer nor another option
+    (``conflicts.yaml``), and be false in the graph (not among the values the graph makes true for
+    the question, read through entailments). Among eligible values, those offered as options less
+    often than they are answers come first, so no value is a better bet than another from the
+    text alone."""
 
-    def __init__(self, rng: random.Random, n_options: int = 4):
+    def __init__(self, rng: random.Random, n_options: int = 4, prior: PlausibilityPrior | None = None):
         self.rng = rng
         self.n = n_options
+        self.prior = prior
         self.pool: dict[str, Counter] = defaultdict(Counter)
         self.fallback = lexicon()["fallback"]
         self._positions: list[int] = []
         self.position_counts: Counter = Counter()
-        self._cache: dict[str, tuple[list[str], list[str]]] = {}
+        self.as_answer: Counter = Counter()
+        self.as_option: Counter = Counter()
+        self._cache: dict[str, list[str]] = {}
 
     def observe(self, ctx: GraphContext) -> None:
         """Add a graph's vocabulary to the pools."""
         self._cache = {}
         for o in ctx.graph.objects:
-            self.pool["label"][clean(o.label)] += 1
+            self.pool["label"][ctx.label(o.id)] += 1
             for a in o.attributes:
                 self.pool[f"value:{a.name}"][clean(a.value)] += 1
         for e in ctx.graph.actions:
-            self.pool["verb"][clean(e.verb)] += 1
+            self.pool["verb"][ctx.verb(e.verb)] += 1
             self.pool["action"][ctx.action_phrase(e.id)] += 1
         for r in ctx.graph.relations:
             self.pool["predicate"][clean(r.predicate)] += 1
 
-    def _sorted(self, kind: str) -> tuple[list[str], list[str]]:
-        """(the 8 most frequent values, all values incl. fallback, sorted) of a kind; cached until
-        the next graph is observed."""
+    def _everything(self, kind: str) -> list[str]:
         got = self._cache.get(kind)
         if got is None:
-            pool = self.pool.get(kind, Counter())
-            frequent = [v for v, _ in sorted(pool.items(), key=lambda kv: (-kv[1], kv[0]))[:8]]
-            got = (frequent, sorted(set(pool) | set(self._fallback(kind))))
-            self._cache[kind] = got
+            got = self._cache[kind] = sorted(set(self.pool.get(kind, ())) | set(self._fallback(kind)))
         return got
 
     def _fallback(self, kind: str) -> list[str]:
         if kind.startswith("value:"):
             name = kind.split(":", 1)[1]
             return [str(v) for v in self.fallback.get(name, [])]  # never mix in values of other attributes
+        if kind == "action":
+            return []
         return [str(v) for v in self.fallback.get(kind, [])]
+
+    def _plausible(self, cand: Candidate, v: str) -> bool:
+        if self.prior is None:
+            return True
+        pv, other = cand.slot
+        if cand.answer_kind == "label" and pv is not None:
+            return self.prior.is_plausible(pv, v)
+        if cand.answer_kind in ("verb", "predicate") and other is not None:
+            return self.prior.is_plausible(v, other)
+        return True
+
+    def _score(self, kind: str, v: str) -> float:
+        # values that are answers more often than options go first (balances the value prior)
+        return self.as_answer[(kind, v)] - self.as_option[(kind, v)] / max(self.n - 1, 1)
 
     def options(self, cand: Candidate) -> tuple[list[str], int] | None:
         """Options and the answer's index, or None when too few distractors exist."""
         ans = cand.answer
         kind = cand.answer_kind
-        used = {ans}
         picks: list[str] = []
         if kind == "count":
             k = int(ans)
-            near = [str(x) for x in (k + 1, k - 1, k + 2, k + 3) if x >= 0]
-            for x in near:
-                if len(picks) < self.n - 1 and x not in used:
-                    picks.append(x)
-                    used.add(x)
+            lo = self.rng.randint(max(0, k - self.n + 1), k)
+            picks = [str(x) for x in range(lo, lo + self.n) if x != k]
         else:
             fits = _same_sort(kind, ans)
-            conflicts = sorted(set(c for c in cand.conflicts if c not in used and fits(c)))
-            if conflicts:
-                c = conflicts[self.rng.randrange(len(conflicts))]
-                picks.append(c)
-                used.add(c)
-            frequent, everything = self._sorted(kind)
-            for v in frequent:
-                if v not in used and fits(v):
-                    picks.append(v)
-                    used.add(v)
-                    break
-            # random picks from the whole vocabulary of this kind (sorted once per graph)
-            tries = 0
-            while len(picks) < self.n - 1 and everything and tries < 20:
-                tries += 1
-                v = everything[self.rng.randrange(len(everything))]
-                if v not in used and fits(v):
-                    picks.append(v)
-                    used.add(v)
+            truth = cand.also_true
+
+            def ok(v: str) -> bool:
+                return (v != ans and fits(v) and not conflicts(v, ans) and v not in truth
+                        and not any(conflicts(v, t) for t in truth)
+                        and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v))
+
+            def take(values: list[str]) -> None:
+                vals = sorted(set(values))
+                self.rng.shuffle(vals)
+                vals.sort(key=lambda v: -self._score(kind, v))
+                for v in vals:
+                    if len(picks) >= self.n - 1:
+                        return
+                    if ok(v):
+                        picks.append(v)
+
+            take([c for c in cand.conflicts if c != ans])
             if len(picks) < self.n - 1:
-                rest = [v for v in everything if v not in used and fits(v)]
-                while len(picks) < self.n - 1 and rest:
-                    v = rest.pop(self.rng.randrange(len(rest)))
-                    picks.append(v)
-                    used.add(v)
+                take(self._everything(kind))
         if len(picks) < self.n - 1:
             return None
         if not self._positions:
@@ -265,6 +341,13 @@ class Distractors:
         opts.insert(pos, ans)
         self.position_counts[pos] += 1
         return opts, pos
+
+    def commit(self, kind: str, options: list[str], answer: str) -> None:
+        """Count an accepted record's options (for the value balance)."""
+        self.as_answer[(kind, answer)] += 1
+        for o in options:
+            if o != answer:
+                self.as_option[(kind, o)] += 1
 
 
 def _pick_steps(targets: dict[int, float], counts: Counter, total: int) -> int:
@@ -283,8 +366,13 @@ class Generator:
         self.cfg = config
         self.step_targets = parse_steps(config.steps)
         self.type_weights = parse_types(config.types)
-        self.balancer = Balancer()
-        self.distractors = Distractors(random.Random(_stable_seed(config.seed, "options")), config.options or 4)
+        self.balancer = Balancer(config.options or 4)
+        # the shipped prior, extended with the pairs of every graph seen so far (the corpus)
+        self.prior = load_prior()
+        self.distractors = Distractors(random.Random(_stable_seed(config.seed, "options")), config.options or 4,
+                                       self.prior)
+        self.anchored_multi = 0
+        self.multi = 0
         self.step_counts: Counter = Counter()
         self.type_counts: Counter = Counter()
         self.bucket_counts: Counter = Counter()
@@ -299,12 +387,13 @@ class Generator:
     def records(self, graph: STSG, graph_hash: str = "") -> list[QRARecord]:
         """Up to ``per_video`` records for one graph."""
         cfg = self.cfg
-        ctx = GraphContext(graph)
+        ctx = GraphContext(graph, natural=True)
+        self.prior.add_graph(graph)
         self.distractors.observe(ctx)
         self.labels.update(clean(o.label) for o in graph.objects)
         self.verbs.update(a.verb for a in graph.actions)
         rng = random.Random(_stable_seed(cfg.seed, graph.video_id))
-        sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs))
+        sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs), prior=self.prior)
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
@@ -335,7 +424,8 @@ class Generator:
                     self.drops[exc.reason] += 1
                     self.drops_by_type[qtype][exc.reason] += 1
                     continue
-                rec = self._finish(cand, ctx, graph, graph_hash, steps, len(out), seen_programs, seen_questions)
+                rec = self._finish(cand, ctx, graph, graph_hash, steps, len(out), seen_programs, seen_questions,
+                                   sampler)
                 if rec is not None:
                     break
             if rec is None:
@@ -357,15 +447,29 @@ class Generator:
         self.drops_by_type[cand.type][reason] += 1
 
     def _finish(self, cand: Candidate, ctx: GraphContext, graph: STSG, graph_hash: str, steps: int, index: int,
-                seen_programs: dict[tuple, list[list[dict[str, Any]]]], seen_questions: set[str]) -> QRARecord | None:
+                seen_programs: dict[tuple, list[list[dict[str, Any]]]], seen_questions: set[str],
+                sampler: Sampler | None = None) -> QRARecord | None:
         bucket = (cand.type, steps)
         if cand.variant not in CHOICE_VARIANTS and answer_in_question(cand.question, cand.answer):
             self._drop(cand, "answer-in-question")
             return None
-        if _answer_event_in_reference(cand):
-            self._drop(cand, "answer-in-question")
+        if _answer_event_in_reference(cand) or (sampler is not None and _reuses_asked_event(cand, sampler)):
+            self._drop(cand, "reused-event")
             return None
         program = cand.builder.nodes
+        # Honesty: every step narrows something (ablation), every time decision has its margin,
+        # every reference the program uses is said in the question.
+        values = cand.builder.values
+        if noop_steps(program, ctx, values):
+            self._drop(cand, "no-op-step")
+            return None
+        shaky = margin_problems(program, ctx, self.cfg.margin, values)
+        if shaky:
+            self._drop(cand, shaky[0])
+            return None
+        if missing_references(program, cand.question):
+            self._drop(cand, "reference-missing")
+            return None
         # Deduplication by program: the sampler builds every program in one normal form (operators
         # in evaluation order), so equal questions give equal programs. A cheap signature narrows
         # the programs to compare as data to the few with the same length, answer and last operator.
@@ -380,6 +484,10 @@ class Generator:
         yesno = cand.answer_kind == "yesno"
         if not self.balancer.accepts(bucket, cand.answer, yesno):
             self._drop(cand, "unbalanced-answer")
+            return None
+        skel = skeleton(cand.question)
+        if not self.balancer.accepts_skeleton(skel, cand.answer, yesno):
+            self._drop(cand, "unbalanced-skeleton")
             return None
         # Verification: validate the program as data and re-run it from scratch (no shared state
         # with the builder); the answer must come out the same.
@@ -400,7 +508,12 @@ class Generator:
             options, answer_index = got
         seen_programs.setdefault(key, []).append(program)
         seen_questions.add(cand.question)
-        self.balancer.add(bucket, cand.answer)
+        self.balancer.add(bucket, cand.answer, skel)
+        if options is not None:
+            self.distractors.commit(cand.answer_kind, options, cand.answer)
+        if steps > 1:
+            self.multi += 1
+            self.anchored_multi += cand.anchored
         self.step_counts[steps] += 1
         self.type_counts[cand.type] += 1
         self.bucket_counts[f"{cand.type}/{steps}"] += 1
@@ -437,6 +550,7 @@ class Generator:
             "drops_by_type": {t: dict(sorted(c.items())) for t, c in sorted(self.drops_by_type.items())},
             "unfilled_slots": self.unfilled,
             "answer_positions": {str(k): v for k, v in sorted(self.distractors.position_counts.items())},
+            "anchored_share_multistep": round(self.anchored_multi / max(self.multi, 1), 4),
         }
 
 
@@ -533,16 +647,23 @@ def iter_generated(graph_files: Iterable[Path], gen: Generator, failed: list[dic
         except Exception as exc:  # a bug must not sink the batch: record it and go on
             failed.append({"path": str(path), "error": f"generation failed: {type(exc).__name__}: {exc}"})
             continue
+        from stepkit.data.videos import resolve_video
+
+        video = resolve_video(graph.video, base=path.parent, videos_dir=gen.cfg.videos_dir)
+        for rec in records:  # one path rule for every stage: stepkit.data.videos
+            rec.video = video
         yield from records
 
 
 def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: GenerateConfig | None = None,
              fmt: str = "jsonl", combined: bool = False) -> dict[str, Any]:
     """Write ``out_dir/qa.jsonl`` (+ the ``fmt`` export) and ``summary.json``; returns the summary."""
+    from stepkit.data.videos import check_mode, video_reference
     from stepkit.graph.serialize import iter_graph_files
     from stepkit.io import atomic_text_writer, atomic_write_json
 
     config = config or GenerateConfig()
+    check_mode(config.paths)
     if config.per_video < 1:
         raise ConfigError(f"--per-video must be at least 1, got {config.per_video}")
     if fmt not in EXPORT_FORMATS:
@@ -556,6 +677,8 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
     n = 0
     with atomic_text_writer(out / "qa.jsonl") as fh:
         for rec in iter_generated(files, gen, failed):
+            if config.paths == "relative":
+                rec.video = video_reference(rec.video, holder_dir=out, mode="relative")
             fh.write(rec.to_json() + "\n")
             n += 1
     seconds = time.perf_counter() - t0
@@ -563,7 +686,7 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
     if fmt != "jsonl":
         from stepkit.data.export import export
 
-        exported = str(export(out / "qa.jsonl", out, fmt, combined=combined))
+        exported = str(export(out / "qa.jsonl", out, fmt, combined=combined, paths=config.paths))
     summary = gen.summary()
     summary.update({
         "graphs": len(files) - len(failed),
@@ -578,4 +701,4 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
     return summary
 
 
-EXPORT_FORMATS = ("jsonl", "llava", "chatml", "hf")
+EXPORT_FORMATS = ("jsonl", "llava", "chatml", "hf", "trl", "video-r1")

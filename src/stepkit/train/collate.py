@@ -101,23 +101,12 @@ def record_samples(record: QRARecord, mode: str = "dual", rationale_with_answer:
 
 def resolve_video(record: QRARecord, base: str | os.PathLike | None,
                   videos_dir: str | os.PathLike | None = None) -> str | None:
-    """The record's video path. A relative path is tried against ``videos_dir`` (as is its file name),
-    then the Q/R/A folder ``base``, then the working directory; the first that exists wins."""
-    if not record.video:
-        return None
-    p = Path(record.video)
-    if p.is_absolute():
-        return str(p)
-    cands = []
-    if videos_dir is not None:
-        cands += [Path(videos_dir) / p, Path(videos_dir) / p.name]
-    if base is not None:
-        cands.append(Path(base) / p)
-    cands.append(p)
-    for c in cands:
-        if c.is_file():
-            return str(c)
-    return str(cands[0])
+    """The record's absolute video path by stepkit's one rule (:func:`stepkit.data.videos.resolve_video`):
+    ``videos_dir`` first (the path as named, then its file name), else as named, relative to the
+    Q/R/A folder ``base``."""
+    from stepkit.data.videos import resolve_video as _resolve
+
+    return _resolve(record.video, base=base, videos_dir=videos_dir)
 
 
 class VideoChatEncoder:
