@@ -18,7 +18,7 @@ def world_split(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("world")
     runner = CliRunner()
     res = runner.invoke(app, ["world", "--out", str(root / "world"), "--videos", "3", "--seed", "1",
-                              "--duration", "8", "--size", "160x96", "--workers", "1"])
+                              "--duration", "16", "--size", "160x96", "--workers", "1"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["generate", str(root / "world" / "graphs"), "--out", str(root / "qa"),
                               "--per-video", "6", "--seed", "0"])

@@ -85,31 +85,51 @@ def _stem_index(root: Path) -> dict[str, Path]:
     return index
 
 
+def _inside(path: Path, homes: list[Path]) -> bool:
+    """Whether ``path`` lies under one of ``homes`` (lexically, after making both absolute and
+    normalised: ``..`` cannot climb out; symlinks placed inside a root by its owner are followed)."""
+    p = os.path.normpath(os.path.abspath(path))
+    for h in homes:
+        root = os.path.normpath(os.path.abspath(h))
+        if p == root or p.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
 def resolve_videos(items: Iterable[EvalItem], root: str | os.PathLike | None, *,
-                   base: str | os.PathLike | None = None) -> list[EvalItem]:
+                   base: str | os.PathLike | None = None, confine: bool = True) -> list[EvalItem]:
     """Items with ``video_path`` set; raises :class:`MissingVideosError` naming how many are missing
     and the first few, before any model runs.
 
     A video is looked for as given, under ``root`` and under ``base`` (the annotation file's folder),
     with each common extension, and finally by file stem anywhere under ``root`` (nested layouts such
-    as NExT-QA's ``1025/4010069381.mp4``).
+    as NExT-QA's ``1025/4010069381.mp4``). With ``confine`` (the default) only files under ``root`` or
+    ``base`` are taken: an annotation naming ``../x.mp4`` or ``/etc/shadow`` that exists only outside
+    them counts as missing (never opened), and the error says where it is and how to allow it.
     """
     root_p = Path(root).expanduser() if root is not None else None
     if root_p is not None and not root_p.is_dir():
         raise DataError(f"videos root {root_p}: no such folder")
     base_p = Path(base) if base is not None else None
+    homes = [h for h in (root_p, base_p) if h is not None]
     items = list(items)
     found: dict[str, Path | None] = {}
+    refused: dict[str, Path] = {}
     stems: dict[str, Path] | None = None
     for it in items:
         if it.video in found:
             continue
-        hit = next((p for p in _candidates(it.video, root_p, base_p) if p.is_file()), None)
+        hits = [p for p in _candidates(it.video, root_p, base_p) if p.is_file()]
+        hit = next((p for p in hits if not confine or _inside(p, homes)), None)
+        if hit is None and hits:
+            refused[it.video] = hits[0]
         if hit is None and root_p is not None:
             if stems is None:
                 stems = _stem_index(root_p)
             hit = stems.get(Path(it.video).stem if Path(it.video).suffix.lower() in VIDEO_EXTENSIONS
                             else Path(it.video).name)
+        if hit is not None:
+            refused.pop(it.video, None)
         found[it.video] = hit
     missing = sorted(v for v, p in found.items() if p is None)
     if missing:
@@ -119,5 +139,9 @@ def resolve_videos(items: Iterable[EvalItem], root: str | os.PathLike | None, *,
         raise MissingVideosError(
             f"{len(missing)} of {len(found)} videos not found {where} ({n_items} questions); first missing: "
             + ", ".join(shown) + (" ..." if len(missing) > MISSING_SHOWN else "")
-            + " (each tried as named, with the common video extensions, and by name anywhere below the root)")
+            + " (each tried as named, with the common video extensions, and by name anywhere below the root)"
+            + (f"; {len(refused)} of them exist outside "
+               f"{' and '.join(str(h) for h in homes) or 'the declared roots'} and were not opened "
+               f"(first: {refused[sorted(refused)[0]]}): give --videos their folder, or --allow-outside-videos"
+               if refused else ""))
     return [replace(it, video_path=str(found[it.video])) for it in items]

@@ -238,7 +238,8 @@ def load_stepkit(path: str | os.PathLike) -> list[EvalItem]:
         items.append(EvalItem(id=r.id, video=r.video or r.video_id, question=r.question, answer=r.answer,
                               options=opts, answer_index=ans_idx, steps=r.steps, type=r.type,
                               window=tuple(r.window) if r.window else None, source="stepkit",
-                              meta={"video_id": r.video_id, "answer_instruction": r.answer_instruction}))
+                              meta={"video_id": r.video_id, "answer_instruction": r.answer_instruction,
+                                    "rationale_instruction": r.rationale_instruction}))
     if not items:
         raise DataError(f"{path}: no Q/R/A records")
     return items

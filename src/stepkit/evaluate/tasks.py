@@ -8,7 +8,7 @@ from stepkit.errors import ConfigError
 from stepkit.evaluate import loaders
 from stepkit.evaluate.loaders import Loader
 
-MODES = ("mc-loglik", "mc-generate", "open")
+MODES = ("mc-loglik", "mc-generate", "open", "reason")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class Task:
 
     def modes(self) -> tuple[str, ...]:
         """Modes this task supports (under a multiple-choice mode, yes/no questions get the options
-        yes/no and other open questions are scored open-ended)."""
+        yes/no and other open questions are scored open-ended; ``reason``: the model explains, then
+        answers, on any task)."""
         return MODES
 
 
