@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 
 from stepkit.errors import ConfigError, ModelError
 from stepkit.graph.types import STSG, Action, Attribute, Clip, Object, Reference, Relation
-from stepkit.induce.vlm_config import VLMInducerConfig
+from stepkit.induce.vlm_config import EXECUTION_FIELDS, VLMInducerConfig
 from stepkit.induce.vlm_parse import (
     Reject,
     clean_sentence,
@@ -45,6 +46,10 @@ from stepkit.induce.vlm_parse import (
 )
 from stepkit.induce.vlm_prompts import PromptSet
 from stepkit.models.base import Prompt, SamplingParams, VideoLLM
+
+# Backend options that change how requests travel, not what comes back (and secrets): not part of
+# the resume key, never written to a summary.
+_EXECUTION_OPTIONS = frozenset({"api_key", "concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "sleep"})
 
 __all__ = ["ClipFrames", "Keyframe", "VLMInducer", "VLMInducerConfig", "induce_from_clips"]
 
@@ -150,10 +155,14 @@ class _Asker:
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[str]]:
         out: list[list[str]] = []
-        for i in range(0, len(prompts), self.cfg.batch_size):
-            chunk = list(prompts[i : i + self.cfg.batch_size])
+        # A served model runs many requests at once: hand it the whole stage (up to its request
+        # pool) rather than batch_size prompts at a time. "generate" still counts batch_size
+        # batches, so graph metadata does not depend on the backend's concurrency.
+        step = max(self.cfg.batch_size, int(getattr(self.backend, "concurrency", 1) or 1))
+        for i in range(0, len(prompts), step):
+            chunk = list(prompts[i : i + step])
             got = self.backend.generate(chunk, params)
-            self.stats.calls["generate"] += 1
+            self.stats.calls["generate"] += -(-len(chunk) // self.cfg.batch_size)
             self.stats.calls["prompts"] += len(chunk)
             if not isinstance(got, list) or len(got) != len(chunk):
                 raise ModelError(f"model {getattr(self.backend, 'model_id', '?')}: generate returned "
@@ -646,18 +655,20 @@ def induce_from_clips(backend: VideoLLM, clips: Iterable[Any], *, video_id: str,
     clip_list = as_clip_frames(clips)
     if cfg.max_clips is not None:
         clip_list = clip_list[: cfg.max_clips]
+    from stepkit.models.usage import metering
+
     run = _Run(backend, cfg, ps)
-    hits0, misses0 = getattr(backend, "hits", None), getattr(backend, "misses", None)
-    clip_objs, objects, relations, actions, references = run.run(clip_list)
-    if isinstance(hits0, int) and isinstance(misses0, int):  # a response cache: what it answered itself
-        run.stats.calls["cache_hits"] = backend.hits - hits0
-        run.stats.calls["cache_misses"] = backend.misses - misses0
+    with metering() as meter:  # this video's own calls, even while other videos share the backend
+        clip_objs, objects, relations, actions, references = run.run(clip_list)
+    if hasattr(backend, "hits") and hasattr(backend, "misses"):  # a response cache: what it answered itself
+        run.stats.calls["cache_hits"] = meter.cache_hits
+        run.stats.calls["cache_misses"] = meter.cache_misses
     meta = {
         "inducer": "vlm",
         "model": str(getattr(backend, "model_id", type(backend).__name__)),
         "prompts": ps.version,
         "prompts_digest": ps.digest(),
-        "config": {k: v for k, v in cfg.to_dict().items() if k != "cache"},
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_FIELDS},
         **run.stats.meta(),
     }
     return STSG(video_id=video_id, fps=float(fps), duration=float(duration), num_frames=num_frames, width=width,
@@ -691,6 +702,14 @@ class VLMInducer:
             else:
                 raise ConfigError("vlm inducer: give --model PATH_OR_ID (local checkpoint) or --endpoint URL (served model)")
         self._backend_error: Exception | None = None
+        self._build_lock = threading.Lock()
+        if isinstance(endpoint, (list, tuple)):
+            self.endpoint = list(endpoint) if len(endpoint) > 1 else (endpoint[0] if endpoint else None)
+        if backend == "openai" or (backend is None and endpoint):
+            from stepkit.models.openai_compat import endpoint_list
+
+            # An endpoint that cannot be a server URL (ftp://x) fails here, once, before any video.
+            endpoint_list(self.endpoint if self.endpoint else self.backend_options.get("endpoint") or [])
         if isinstance(backend, str):
             self.backend_name, self._backend = backend, None
             if backend == "hf" and model and str(model).startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
@@ -736,17 +755,38 @@ class VLMInducer:
         if self._backend_error is not None:  # fail every later video at once, not by reloading
             raise self._backend_error
         if self._backend is None:
-            try:
-                self._backend = self._build_backend()
-            except TypeError as exc:  # a backend factory refusing an option name
-                self._backend_error = ConfigError(
-                    f"model backend {self.backend_name!r} rejects its options "
-                    f"{sorted(self.backend_options) + [k for k in ('model', 'endpoint') if getattr(self, k)]}: {exc}")
-                raise self._backend_error from None
-            except Exception as exc:
-                self._backend_error = exc
-                raise
+            with self._build_lock:
+                if self._backend_error is not None:
+                    raise self._backend_error
+                if self._backend is None:
+                    try:
+                        self._backend = self._build_backend()
+                    except TypeError as exc:  # a backend factory refusing an option name
+                        self._backend_error = ConfigError(
+                            f"model backend {self.backend_name!r} rejects its options "
+                            f"{sorted(self.backend_options) + [k for k in ('model', 'endpoint') if getattr(self, k)]}: {exc}")
+                        raise self._backend_error from None
+                    except Exception as exc:
+                        self._backend_error = exc
+                        raise
         return self._backend
+
+    def prepare(self) -> None:
+        """Build the backend now (the runner calls this once before the first video to induce)."""
+        self.backend  # noqa: B018 - builds it, raising a StepkitError for a bad model or endpoint
+
+    @property
+    def parallel_videos(self) -> int:
+        """How many videos may be induced at once: ``videos_in_flight`` for a served model, else 1."""
+        be = self._backend
+        if be is None or int(getattr(be, "concurrency", 1) or 1) <= 1:
+            return 1
+        return self.cfg.videos_in_flight
+
+    def saturated(self) -> bool:
+        """Whether every request slot of the backend is busy (then the runner opens no new video)."""
+        fn = getattr(self._backend, "saturated", None)
+        return bool(fn()) if callable(fn) else False
 
     def _build_backend(self) -> VideoLLM:
         """The backend by name through the models registry, in the response cache when configured."""
@@ -757,6 +797,8 @@ class VLMInducer:
             opts.setdefault("model", self.model)
         if self.endpoint is not None:
             opts.setdefault("endpoint", self.endpoint)
+        if self.backend_name == "openai":
+            opts.setdefault("concurrency", self.cfg.in_flight)
         if self.backend_name == "scripted" and "scripted" not in available_backends():
             from stepkit.models.scripted import scripted_backend
 
@@ -771,9 +813,11 @@ class VLMInducer:
     def config(self) -> dict[str, Any]:
         """Settings that shape the output (saved in summaries; part of the resume key)."""
         cfg = self.cfg.to_dict()
-        cfg.pop("cache")  # where answers are cached does not change them
+        for name in EXECUTION_FIELDS:  # where answers are cached, how many run at once: same answers
+            cfg.pop(name)
         return {"backend": self.backend_name, "model": self.model, "endpoint": self.endpoint,
-                "backend_options": dict(sorted(self.backend_options.items())),
+                "backend_options": {k: v for k, v in sorted(self.backend_options.items())
+                                    if k not in _EXECUTION_OPTIONS},
                 "prompts_digest": self.prompts.digest(), **cfg}
 
     def split(self, video: Path) -> tuple[dict[str, Any], list[ClipFrames]]:

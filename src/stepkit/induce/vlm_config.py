@@ -9,6 +9,8 @@ from typing import Any, Mapping
 from stepkit.errors import ConfigError
 
 PRESENCE_MODES = ("off", "generate", "loglikelihood")
+# Fields that say how a run is carried out, not what it produces: left out of the resume key.
+EXECUTION_FIELDS = ("cache", "in_flight", "videos_in_flight")
 PRESENCE_TARGETS = ("objects", "attributes", "relations", "motions")
 SPLIT_MODES = ("scenes", "uniform")
 
@@ -49,7 +51,9 @@ class VLMInducerConfig:
     identity_threshold: float = field(default=0.5, metadata={"help": "Bridging: keep a reference edge when at least this fraction of the n samples say yes."})
     bridge_any_label: bool = field(default=False, metadata={"help": "Bridging: also ask about pairs with different labels (default: same label only)."})
     system_prompt: bool = field(default=True, metadata={"help": "Send the prompt set's system message (turn off for models whose template rejects a system turn)."})
-    batch_size: int = field(default=8, metadata={"help": "Prompts per backend call."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts per backend call (a local model's batch; a served model gets a whole stage at once, up to in_flight)."})
+    in_flight: int = field(default=64, metadata={"help": "Served models (openai backend): requests in flight at once over all videos and endpoints; enough to fill one vLLM / SGLang server's batch. Does not change the output."})
+    videos_in_flight: int = field(default=64, metadata={"help": "Served models: at most this many videos open at once (a new one starts only while a request slot is free). Does not change the output."})
     seed: int = field(default=0, metadata={"help": "Sampling seed passed to the backend."})
     cache: str | None = field(default=None, metadata={"help": "SQLite response-cache file; a rerun with the same model, prompts and settings costs no model calls."})
 
@@ -68,7 +72,8 @@ class VLMInducerConfig:
         unknown = [t for t in self.presence_targets if t not in PRESENCE_TARGETS]
         if unknown:
             bad("presence_targets", f"unknown target(s) {unknown}; choose from {', '.join(PRESENCE_TARGETS)}")
-        for name in ("keyframes_per_clip", "samples", "max_new_tokens", "text_max_new_tokens", "yes_no_max_new_tokens", "max_objects", "batch_size"):
+        for name in ("keyframes_per_clip", "samples", "max_new_tokens", "text_max_new_tokens", "yes_no_max_new_tokens", "max_objects", "batch_size",
+                     "in_flight", "videos_in_flight"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, f"must be a positive integer, got {v!r}")
