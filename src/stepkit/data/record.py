@@ -6,7 +6,6 @@ and the evaluator read it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +84,13 @@ class QRARecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "QRARecord":
         """Build from a dict; raises :class:`DataError` on missing or mistyped fields."""
+        if not isinstance(d, dict):
+            from stepkit.userfiles import _type_name
+
+            raise DataError(f"a Q/R/A record is a JSON object; got {_type_name(d)}")
+        problem = _record_problem(d)
+        if problem:
+            raise DataError(f"Q/R/A record {d.get('id', '?')!r}: {problem}")
         try:
             kw = dict(d)
             kw["rationale"] = [RationaleStep(**s) for s in d.get("rationale", [])]
@@ -100,25 +106,52 @@ class QRARecord:
         return orjson.dumps(self._as_dict(copy_nested=False), option=orjson.OPT_SORT_KEYS).decode()
 
 
+SUPPORTED_RECORD_VERSIONS = (RECORD_SCHEMA_VERSION,)
+_STR_FIELDS = ("id", "video_id", "question", "answer", "type")
+
+
+def _record_problem(d: dict[str, Any]) -> str | None:
+    """The first thing wrong with a record's version or field types (None when fine)."""
+    import math
+
+    from stepkit.userfiles import version_problem
+
+    bad = version_problem(d.get("schema_version", RECORD_SCHEMA_VERSION), SUPPORTED_RECORD_VERSIONS)
+    if bad:
+        return bad
+    for name in _STR_FIELDS:
+        if name in d and not isinstance(d[name], str):
+            return f"{name}: expected a string, got {type(d[name]).__name__}"
+    steps = d.get("steps")
+    if "steps" in d and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        return f"steps: expected a whole number of reasoning steps >= 1, got {steps!r}"
+    w = d.get("window")
+    if w is not None:
+        if (not isinstance(w, list) or len(w) != 2
+                or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in w)):
+            return f"window: expected [t0, t1] in seconds, got {w!r}"
+        if w[1] < w[0]:
+            return f"window: ends before it starts (t1={w[1]} < t0={w[0]})"
+    opts = d.get("options")
+    if opts is not None and (not isinstance(opts, list) or not all(isinstance(o, str) for o in opts)):
+        return "options: expected a list of strings"
+    return None
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[QRARecord]:
     """Stream records from a ``qa.jsonl`` file or a folder holding one."""
+    from stepkit.userfiles import iter_jsonl
+
     path = Path(path)
     if path.is_dir():
         path = path / "qa.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: no such Q/R/A file")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = orjson.loads(line)
-            except json.JSONDecodeError as exc:  # orjson's error is a subclass
-                raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
-            try:
-                yield QRARecord.from_dict(d)
-            except DataError as exc:
-                raise DataError(f"{path}:{lineno}: {exc}") from None
+    for lineno, d in iter_jsonl(path, what="Q/R/A file"):
+        try:
+            yield QRARecord.from_dict(d)
+        except DataError as exc:
+            raise DataError(f"{path}:{lineno}: {exc}") from None
 
 
 def load_records(path: str | os.PathLike) -> list[QRARecord]:

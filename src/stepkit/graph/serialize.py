@@ -30,17 +30,9 @@ def save_graph(graph: STSG, path: str | os.PathLike, *, validate: bool = True) -
 
 def read_graph_doc(path: str | os.PathLike) -> dict:
     """Parse a graph file's JSON, raising :class:`GraphError` naming the file when it is unreadable."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GraphError(f"{path}: no such graph file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GraphError(f"{path}: cannot read graph file: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GraphError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    from stepkit.userfiles import load_json
+
+    return load_json(path, what="graph file", error=GraphError)  # the type is graph_problems' to check
 
 
 def load_graph(path: str | os.PathLike, *, validate: bool = True) -> STSG:

@@ -38,14 +38,13 @@ def graph_problems(doc: Any) -> list[str]:
     """Every problem in an STSG document, as ``field: message`` strings (empty when valid)."""
     if not isinstance(doc, dict):
         return [f"(document): expected a JSON object, got {type(doc).__name__}"]
-    version = doc.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        return [
-            f"schema_version: unknown schema version {version!r} "
-            f"(this stepkit reads {', '.join(SUPPORTED_SCHEMA_VERSIONS)})"
-        ]
+    from stepkit.userfiles import version_problem
+
+    bad_version = version_problem(doc.get("schema_version"), SUPPORTED_SCHEMA_VERSIONS)
+    if bad_version:
+        return [bad_version]
     problems = [
-        f"{_path(e.absolute_path)}: {e.message}"
+        f"{_path(e.absolute_path)}: {e.message if len(e.message) <= 240 else e.message[:240] + ' …'}"
         for e in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if problems:

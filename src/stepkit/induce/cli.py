@@ -24,7 +24,12 @@ def induce_cmd(
     from stepkit.induce.runner import list_videos, load_options, run_induce
 
     try:
-        list_videos(videos)
+        if not list_videos(videos):  # "0 of 0 videos" would look like success
+            from stepkit.video import VIDEO_SUFFIXES
+
+            looks = " (its name ends like a video file's, but it is a folder)" if videos.suffix.lower() in VIDEO_SUFFIXES else ""
+            raise_config(f"{videos}: no video files in this folder{looks}; expected files ending in "
+                         f"{', '.join(sorted(VIDEO_SUFFIXES))}")
         opts = load_options(config)
         if model is not None or endpoint is not None:
             if backend != "vlm":
@@ -64,6 +69,9 @@ def induce_cmd(
         f"of {summary['videos']} videos → {out} ({summary['seconds']:.1f} s)",
         highlight=False,
     )
+    if summary.get("set_aside"):
+        console.print(f"{len(summary['set_aside'])} graphs of an earlier config or of videos that failed now were "
+                      f"moved to {out / '.stale'}", highlight=False)
     if summary["failed"]:
         raise typer.Exit(2)
 

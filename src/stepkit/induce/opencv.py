@@ -151,6 +151,11 @@ class OpenCVInducer:
             raise ConfigError(
                 f"opencv inducer: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        from stepkit.userfiles import field_type_problems
+
+        wrong = field_type_problems(options, OpenCVConfig, where="opencv inducer")
+        if wrong:
+            raise ConfigError(wrong[0])
         self.cfg = OpenCVConfig(**options)
         self.cfg.check()
 

@@ -50,6 +50,11 @@ class WorldInducer:
         bad = set(options) - known
         if bad:
             raise ConfigError(f"world inducer: unknown option(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
+        from stepkit.userfiles import field_type_problems
+
+        wrong = field_type_problems(options, WorldInducerConfig, where="world inducer")
+        if wrong:
+            raise ConfigError(wrong[0])
         self.cfg = WorldInducerConfig(**options)
         self._lut = None
 

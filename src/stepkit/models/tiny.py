@@ -349,7 +349,7 @@ def build_tiny_model(family: str, out_dir: str | os.PathLike, *, seed: int = 0, 
             pass
     building = out / _BUILDING
     ours = marker.is_file() or building.is_file()  # a finished or an interrupted tiny build
-    if out.exists() and any(out.iterdir()) and not ours and not overwrite:
+    if out.exists() and any(p.name != ".stepkit.lock" for p in out.iterdir()) and not ours and not overwrite:
         raise ModelError(f"{out} exists and is not a stepkit tiny model; pick an empty folder or pass overwrite=True")
 
     tok = build_tokenizer(fam, vocab_size=sz.vocab_size, seed=0)
@@ -385,7 +385,9 @@ def build_tiny_model(family: str, out_dir: str | os.PathLike, *, seed: int = 0, 
     if ours:  # a different or unfinished tiny model: start clean so no stale file survives
         import shutil
 
-        shutil.rmtree(out)
+        for old in out.iterdir():  # all but the lock this run holds on the folder (stepkit.locks)
+            if old.name != ".stepkit.lock":
+                shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     out.mkdir(parents=True, exist_ok=True)
     building.write_text("a stepkit tiny model is being written here\n", encoding="utf-8")
     marker.unlink(missing_ok=True)

@@ -113,8 +113,8 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
             argv += ["--endpoint", cfg.induce.endpoint]
         if cfg.induce.options:
             argv += ["--config", str(rd / "induce.yaml")]
-        # exit 1 = some videos failed (recorded in summary.json); the round goes on with the rest
-        stages.append(Stage("induce", graphs, argv, round=k, ok_codes=(0, 1)))
+        # exit 2 = some videos failed (recorded in summary.json); the round goes on with the rest
+        stages.append(Stage("induce", graphs, argv, round=k, ok_codes=(0, 2)))
         if L.ground_truth is not None:
             stages.append(Stage("score", rd / "score", ["graph", "score", str(graphs), str(L.ground_truth), "--json"],
                                 round=k, stdout_to=rd / "score" / "graph_score.json"))
@@ -123,7 +123,7 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
                 "--steps", g.steps, "--seed", str(g.seed + k)]
         if g.types:
             argv += ["--types", g.types]
-        stages.append(Stage("generate", rd / "qa", argv, round=k))
+        stages.append(Stage("generate", rd / "qa", argv, round=k, ok_codes=(0, 2)))  # 2: some graphs failed
         t = cfg.train
         argv = ["train", str(rd / "qa"), "--model", str(L.model_after(k - 1)), "--out", str(rd / "train"),
                 "--videos-dir", str(graphs), "--max-steps", str(t.max_steps), "--lambda-rationale",

@@ -49,6 +49,13 @@ def generate_cmd(
         console.print("drops: " + ", ".join(f"{k} {v}" for k, v in summary["drops"].items()), highlight=False)
     for f in summary["failed"]:
         console.print(f"[yellow]skipped[/yellow] {f['error']}", highlight=False)
+    if not summary["records"]:  # nothing to train on is a failure, even when no graph was bad
+        n = summary["graphs"] + len(summary["failed"])
+        fail(f"{graphs_dir}: no records written: " + (
+            f"{len(summary['failed'])} of {n} graph files failed (see {out / 'summary.json'})" if n
+            else "no graph files (*.json) there"))
+    if summary["failed"]:
+        raise typer.Exit(2)  # some graphs failed (recorded in summary.json); the rest were used
 
 
 @qa_app.command("verify")

@@ -450,7 +450,15 @@ def train(cfg: StepTrainConfig, *, resume: bool = False, extra_callbacks: list |
         trainer._load_from_checkpoint(str(ckpt))
         trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
     else:
-        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+        except Exception as exc:
+            bad = _unloadable_checkpoint_file(exc) if ckpt is not None else None
+            if bad is None:
+                raise
+            raise ModelError(f"{ckpt / bad}: not a plain PyTorch state (tensors and numbers); refused to "
+                             "load it, since unpickling anything else can run code. Delete this checkpoint "
+                             "folder to resume from an earlier one, or start a new run") from None
     state = trainer.state
     finished = state.global_step >= state.max_steps
     if finished:
@@ -493,6 +501,23 @@ def _reached_max_steps(ckpt: Path | None, cfg: StepTrainConfig) -> int | None:
         return None
     target = cfg.max_steps if cfg.max_steps > 0 else last
     return step if target > 0 and step >= target else None
+
+
+def _unloadable_checkpoint_file(exc: BaseException) -> str | None:
+    """Which checkpoint file ``torch.load`` (weights only) refused while Trainer resumed, or None
+    when ``exc`` did not come from loading one (a malicious or corrupt ``optimizer.pt``)."""
+    names, loaded, tb = [], None, exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        names.append(code.co_name)
+        if code.co_name == "load" and code.co_filename.endswith(os.path.join("torch", "serialization.py")):
+            loaded = tb.tb_frame.f_locals.get("f")
+        tb = tb.tb_next
+    if not any(n in names for n in ("_load_optimizer_and_scheduler", "_load_rng_state")):
+        return None
+    if isinstance(loaded, (str, os.PathLike)):
+        return Path(loaded).name
+    return "rng_state.pth" if "_load_rng_state" in names else "optimizer.pt or scheduler.pt"
 
 
 def _finished_at(out: Path, step: int) -> bool:

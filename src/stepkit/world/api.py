@@ -28,10 +28,15 @@ def video_name(seed: int, index: int) -> str:
     return f"world-s{seed}-{index:03d}"
 
 
+MAX_SIDE = 3840
+
+
 def _check(duration: float | tuple[float, float] | None, fps: float, size: tuple[int, int]) -> None:
     W, H = size
     if W < 96 or H < 64 or W % 2 or H % 2:
         raise ConfigError(f"size {W}x{H}: width and height must be even and at least 96x64")
+    if W > MAX_SIDE or H > MAX_SIDE:  # frames are held whole in memory: 100000x100000 is 30 GB each
+        raise ConfigError(f"size {W}x{H}: width and height must be at most {MAX_SIDE} pixels")
     if not 2 <= fps <= 60:
         raise ConfigError(f"fps {fps}: must lie between 2 and 60")
     lo, hi = _duration_range(duration)
