@@ -186,5 +186,8 @@ def bench_generate_cmd(
 def register(root: typer.Typer, bench: typer.Typer) -> None:
     """Add the verbs to the root app and the bench app."""
     root.command("generate")(generate_cmd)
+    from stepkit.reason.audit_cli import audit_cmd
+
+    qa_app.command("audit")(audit_cmd)
     root.add_typer(qa_app, name="qa")
     bench.command("generate")(bench_generate_cmd)
