@@ -107,8 +107,9 @@ def load_items(cfg: EvalConfig) -> list[EvalItem]:
     if cfg.videos_from not in VIDEOS_FROM:
         raise ConfigError(f"--videos-from {cfg.videos_from!r}: choose one of {', '.join(VIDEOS_FROM)}")
     if cfg.frames > 0:
+        # stepkit's own records name their videos by absolute paths (stepkit.data.videos): not confined
         items = resolve_videos(items, cfg.videos, base=annotation_base(cfg.data),
-                               confine=not cfg.allow_outside_videos)
+                               confine=not cfg.allow_outside_videos and cfg.benchmark != "stepkit")
         if cfg.videos_from == "shuffle":
             items = shuffle_videos(items, cfg.seed)
     elif cfg.videos_from == "shuffle":
