@@ -42,7 +42,26 @@ def markdown_table(metrics: dict[str, Any]) -> str:
         j = m["judge"]
         lines += ["## LLM judge", "", f"accuracy {_cell(j['accuracy'])}; mean score {j['score']} / 5; "
                   f"unreadable {j['unreadable']}", ""]
+    if m.get("faithfulness"):
+        lines += ["## Rationale faithfulness (against the scene graphs)", "",
+                  "| steps | n | score [95% CI] | grounded | temporal IoU | reaches answer | hallucinating | claims |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|"]
+        f = m["faithfulness"]
+        for k, g in [("all", f["overall"]), *f["by_steps_bucket"].items()]:
+            lines.append(f"| {k} | {g['n']} | {_fcell(g)} | {_num(g['grounded_fraction'])} | {_num(g['temporal_iou'])} | "
+                         f"{_num(g['reaches_answer'])} | {_num(g['hallucination_rate'])} | {_num(g['claims_per_rationale'], 1)} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _fcell(g: dict[str, Any]) -> str:
+    if g.get("mean") is None:
+        return "–"
+    return f"{g['mean']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
 
 
 def _plt():
@@ -135,6 +154,12 @@ def html_page(metrics: dict[str, Any], rows: Sequence[dict[str, Any]], pngs: dic
         extra = f"<div class='raw'>output: {e(str(r.get('raw')))}</div>" if r.get("raw") is not None else ""
         if r.get("error"):
             extra += f"<div class='raw'>error: {e(str(r['error']))}</div>"
+        if isinstance(r.get("faithfulness"), dict):
+            fr = r["faithfulness"]
+            extra += (f"<div class='meta'>faithfulness {fr['score']:.2f} · grounded {fr['grounded_fraction']:.2f} of "
+                      f"{fr['n_claims']} claims · reaches answer {e(str(fr['reaches_answer']))}"
+                      + (f" · not in the video: {e(', '.join(fr['hallucinated_entities']))}"
+                         if fr["hallucinated_entities"] else "") + "</div>")
         items.append(
             f"<div class='item {verdict}'><div class='meta'>{e(str(r['id']))} · steps {e(str(r.get('steps')))} · "
             f"{e(str(r.get('type')))} · {e(str(r.get('video')))}</div><div class='q'>{e(str(r['question']))}</div>"
@@ -144,6 +169,15 @@ def html_page(metrics: dict[str, Any], rows: Sequence[dict[str, Any]], pngs: dic
     if m.get("judge"):
         j = m["judge"]
         judge = f"<p>LLM judge: accuracy {_cell(j['accuracy'])} %, mean score {j['score']} / 5.</p>"
+    if m.get("faithfulness"):
+        f = m["faithfulness"]
+        rows_f = "".join(f"<tr><td>{e(k)}</td><td>{g['n']}</td><td>{_fcell(g)}</td><td>{_num(g['grounded_fraction'])}</td>"
+                         f"<td>{_num(g['temporal_iou'])}</td><td>{_num(g['reaches_answer'])}</td></tr>"
+                         for k, g in [("all", f["overall"]), *f["by_steps_bucket"].items()])
+        judge += ("<h3>Rationale faithfulness</h3><table><tr><th>steps</th><th>n</th><th>score [95% CI]</th>"
+                  f"<th>grounded</th><th>temporal IoU</th><th>reaches answer</th></tr>{rows_f}</table>")
+    if m.get("videos_from") == "shuffle":
+        judge += "<p><b>Wrong-video control:</b> each question was shown the frames of another video.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>stepkit eval · {e(str(m.get('benchmark')))} · {e(str(m.get('model')))}</title>
 <style>

@@ -122,14 +122,15 @@ def _row(item: EvalItem) -> dict[str, Any]:
 
 def split_reasoning(output: str) -> tuple[str, str]:
     """``(reasoning, answer part)`` of a reason-then-answer output: the answer part starts at the last
-    answer cue ("the answer is", "Answer:"); without one it is the last sentence."""
+    answer cue ("the answer is", "Answer:"), the reasoning is what comes before it; without a cue the
+    reasoning is the whole output and the answer part its last sentence."""
     text = clean_output(output)
     cues = list(_REASON_CUE.finditer(text))
     if cues:
         m = cues[-1]
         return text[:m.start()].strip(), text[m.end():].strip()
     parts = re.split(r"(?<=[.!?])\s+", text.strip())
-    return " ".join(parts[:-1]).strip(), (parts[-1] if parts else "").strip()
+    return text.strip(), (parts[-1] if parts else "").strip()
 
 
 _REASON_CUE = re.compile(r"\b(?:so\s*,?\s*)?(?:the\s+)?(?:final\s+|short\s+|correct\s+)?answer\s*(?:is|would be|:)\s*[:：]?",

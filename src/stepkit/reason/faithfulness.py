@@ -661,19 +661,22 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
                 if clean(at.value) in m.values and (not names or clean(at.name) in names):
                     lo = at.t0 if at.t0 is not None else 0.0
                     hi = at.t1 if at.t1 is not None else ck.duration
-                    hits.append((oid, _coverage(time.span, lo, hi) if time is not None else 1.0))
+                    hits.append((oid, _coverage(time.span, lo, hi) if time is not None else 1.0,
+                                 _tiou(time.span[0], time.span[1], lo, hi) if time is not None else None))
         words = f"{target.text if target else ''} {'/'.join(names)} {m.text}".strip()
         if negated:
             ok = not hits
             claims.append(Claim("attribute", words, ok, 1.0 if ok else 0.0, "no object has it" if ok else
                                 f"{hits[0][0]} has it", negated=True, conclusion=conclusion))
             continue
-        fit = max((f for _, f in hits), default=0.0)
+        top = max(hits, key=lambda h: (h[1], h[2] or 0.0), default=None)
+        fit = top[1] if top else 0.0
         ok = bool(hits) and fit >= TIOU_GROUNDED
-        claims.append(Claim("attribute", words, ok, round(fit if hits else 0.0, 6),
-                            f"{hits[0][0]} has it" if hits else "no such object has this value",
-                            span=time.span if time else None, refs=tuple(sorted({o for o, _ in hits})),
-                            conclusion=conclusion))
+        claims.append(Claim("attribute", words, ok, round(fit, 6),
+                            f"{top[0]} has it" if top else "no such object has this value",
+                            span=time.span if time else None,
+                            tiou=round(top[2], 6) if top and top[2] is not None else None,
+                            refs=tuple(sorted({h[0] for h in hits})), conclusion=conclusion))
     # entities named outside any event or attribute claim
     for m in nouns:
         if id(m) in used:
@@ -736,10 +739,12 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
                     prev_complete or k <= len(by_start)) else True
             out.append(Claim("order", f"{w} of these: {e.id}", ok, 1.0 if ok else 0.0,
                              "holds in the graph" if ok else "another listed event comes there", refs=(e.id,)))
-        if len(evs) >= 2 and re.search(r"\b(came|comes|happened|happens|was)\s+(first|earlier)\b", text, re.I):
-            out.extend(_winner_claim(p, text, lambda e: e.t0, min))
-        if len(evs) >= 2 and re.search(r"\b(took|takes|lasted|lasts|was)\s+longer\b", text, re.I):
-            out.extend(_winner_claim(p, text, lambda e: e.t1 - e.t0, max))
+        # "A at 1 s and B at 5 s, so A came first": the winner is named after the two timed events
+        pair = (sentence_events + evs)[-2:]
+        if len(pair) == 2 and re.search(r"\b(came|comes|happened|happens|was)\s+(first|earlier)\b", text, re.I):
+            out.extend(_winner_claim(pair, text, lambda e: e.t0, min))
+        if len(pair) == 2 and re.search(r"\b(took|takes|lasted|lasts|was)\s+longer\b", text, re.I):
+            out.extend(_winner_claim(pair, text, lambda e: e.t1 - e.t0, max))
         sentence_events.extend(evs)
     if anchor is not None:
         # the window bounds the step that gives the answer: the last sentence with timed events
@@ -751,12 +756,10 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
     return out
 
 
-def _winner_claim(p: _Parsed, text: str, key, pick) -> list[Claim]:
+def _winner_claim(evs: list[Action | Relation], text: str, key, pick) -> list[Claim]:
     """The clause after ``so`` names the winner: it must be the earlier (longer) of the two events."""
-    evs = [e for e in p.events if e is not None][:2]
     tail = re.split(r"\bso\b", text, flags=re.I)[-1].lower()
-    first_verbs = [m for m in re.finditer(r"[a-z]+", tail)]
-    if not first_verbs:
+    if evs[0] is evs[1] or not re.search(r"[a-z]", tail):
         return []
     best = pick(evs, key=key)
     other = evs[0] if best is evs[1] else evs[1]
