@@ -257,17 +257,13 @@ def _same(a: str, b: str) -> bool:
 # Execution helpers
 
 
-def _run(program: Sequence[dict[str, Any]], ctx: Any, override: dict[int, Any] | None = None) -> list[Any]:
-    """Every node's value (``override``: replace node i's value); raises ExecError."""
+def _run(program: Sequence[dict[str, Any]], ctx: Any) -> list[Any]:
+    """Every node's value; raises ExecError."""
     from stepkit.reason.ops import _FNS
 
     vals: list[Any] = []
-    for i, n in enumerate(program):
-        if override and i in override:
-            op, args = override[i]
-            v, _ = _FNS[op](ctx, [vals[j] for j in n["in"]] if op != "video" else [], args)
-        else:
-            v, _ = _FNS[n["op"]](ctx, [vals[j] for j in n["in"]], n.get("args", {}))
+    for n in program:
+        v, _ = _FNS[n["op"]](ctx, [vals[j] for j in n["in"]], n.get("args", {}))
         vals.append(v)
     return vals
 
