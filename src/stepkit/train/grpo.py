@@ -621,7 +621,14 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
     from stepkit.data.record import load_records
     from stepkit.io import atomic_write_json, sha256_file
     from stepkit.train.collate import VideoChatEncoder
-    from stepkit.train.trainer import _trainer_classes, _trim_loss_log, load_model, training_arguments
+    from stepkit.train.trainer import (
+        _finished_at,
+        _reached_max_steps,
+        _trainer_classes,
+        _trim_loss_log,
+        load_model,
+        training_arguments,
+    )
 
     cfg.validate()
     t_start = time.time()
@@ -645,6 +652,10 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
             if old.get(key) != manifest[key]:
                 raise DataError(f"{what}: changed since {ckpt} was written (SHA-256 differs); resume needs the same "
                                 "data")
+    done_step = _reached_max_steps(ckpt, cfg)  # type: ignore[arg-type]
+    if done_step is not None and _finished_at(out, done_step):  # a finished run: resume is a no-op
+        return TrainResult(out=out, global_step=done_step, max_steps=done_step, finished=True,
+                           seconds=time.time() - t_start, manifest=manifest)
     set_seed(cfg.seed)
     model, processor, fam = load_model(cfg)  # type: ignore[arg-type]
     encoder = VideoChatEncoder.from_config(processor, fam, cfg)  # type: ignore[arg-type]
@@ -674,7 +685,13 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
         atomic_write_json(out / GRPO_CONFIG_FILE, cfg.to_dict())
         atomic_write_json(out / MANIFEST_FILE, manifest)
         _trim_loss_log(out, int(ckpt.name.split("-")[1]) if ckpt is not None else 0)
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+    if done_step is not None:  # killed after its last checkpoint: finish from it, no extra step
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(str(ckpt))
+        trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     state = trainer.state
     finished = state.global_step >= state.max_steps
     if finished:

@@ -251,7 +251,8 @@ def _trainer_classes():
                     logs["loss_answer"] = round(float(t[0] / t[1]), 6)
                 if t[3] > 0:
                     logs["loss_rationale"] = round(float(t[2] / t[3]), 6)
-                logs["lambda_rationale"] = self.lambda_rationale
+                # λ as applied: it weighted nothing in a window without rationale tokens
+                logs["lambda_rationale"] = self.lambda_rationale if t[3] > 0 else 0.0
                 self._terms.zero_()
             super().log(logs, start_time)
 
@@ -273,7 +274,10 @@ def _trainer_classes():
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and "loss" in logs:
-                row = {"step": state.global_step, "epoch": state.epoch, **logs}
+                from datetime import datetime, timezone
+
+                row = {"step": state.global_step, "epoch": state.epoch,
+                       "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **logs}
                 with open(Path(args.output_dir) / LOSS_LOG, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row, sort_keys=True) + "\n")
             return control
