@@ -15,8 +15,13 @@ def induce_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for <video_id>.json graphs and summary.json."),
     backend: str = typer.Option("world", "--backend", "-b", help="Inducer: world | opencv | vlm."),
     model: Optional[str] = typer.Option(None, "--model", help="vlm: a local checkpoint path or model id."),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="vlm: an OpenAI-compatible server URL."),
+    endpoint: Optional[List[str]] = typer.Option(None, "--endpoint", help="vlm: an OpenAI-compatible server URL; repeat it for several servers of one model (requests spread over them)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of backend options."),
+    in_flight: Optional[int] = typer.Option(None, "--in-flight", help="vlm with --endpoint: requests in flight at once over all videos and servers (default 64); the output does not depend on it."),
+    estimate: bool = typer.Option(False, "--estimate", help="vlm: print the requests and tokens the run would cost (videos are split, no model is called) and stop."),
+    objects: int = typer.Option(4, "--objects", help="With --estimate: objects assumed per keyframe."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) | ray (shard videos over a Ray cluster)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: the cluster's address (default: start a local one on 127.0.0.1)."),
 ) -> None:
     """Turn videos into scene graphs (STSG); reruns skip videos already done; exit 2 if some failed."""
     from stepkit.errors import ConfigError, StepkitError
@@ -36,8 +41,16 @@ def induce_cmd(
                 raise_config(f"--model/--endpoint are options of the vlm backend, not {backend!r}")
             if model is not None:
                 opts["model"] = model
-            if endpoint is not None:
-                opts["endpoint"] = endpoint
+            if endpoint:
+                opts["endpoint"] = endpoint[0] if len(endpoint) == 1 else list(endpoint)
+        if in_flight is not None:
+            if backend != "vlm":
+                raise_config(f"--in-flight is an option of the vlm backend, not {backend!r}")
+            opts["in_flight"] = in_flight
+        if executor not in ("local", "ray"):
+            raise_config(f"--executor {executor!r}: choose local or ray")
+        if address is not None and executor != "ray":
+            raise_config("--address is the Ray cluster's address: give it with --executor ray")
         try:
             inducer = get_inducer(backend, **opts)
         except ConfigError as exc:
@@ -48,6 +61,24 @@ def induce_cmd(
         fail(exc)
     except TypeError as exc:  # a factory refusing an option name
         fail(f"{config or 'options'}: backend {backend!r} rejects the options: {exc}")
+
+    if estimate:
+        from stepkit.induce.estimate import estimate_induce, estimate_text
+
+        try:
+            est = estimate_induce(videos, inducer, objects=objects)
+        except StepkitError as exc:
+            fail(exc)
+        console.print(estimate_text(est), highlight=False, end="")
+        return
+    runner_executor = None
+    if executor == "ray":
+        from stepkit.induce.executors import RayExecutor
+
+        try:
+            runner_executor = RayExecutor(backend, opts, address=address)
+        except StepkitError as exc:
+            fail(exc)
 
     with progress() as bar:
         task = bar.add_task(f"induce ({backend})", total=None)
@@ -61,7 +92,7 @@ def induce_cmd(
             bar.advance(task)
 
         try:
-            summary = run_induce(videos, out, inducer, on_start=on_start, on_video=on_video)
+            summary = run_induce(videos, out, inducer, on_start=on_start, on_video=on_video, executor=runner_executor)
         except StepkitError as exc:
             fail(exc)
     console.print(
@@ -88,11 +119,39 @@ def bench_induce_cmd(
     backend: str = typer.Option("opencv", "--backend", "-b", help="Inducer to time."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of backend options."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Also write the results table here."),
+    server: Optional[str] = typer.Option(None, "--server", help="sim: measure vlm induction against simulated GPU servers on loopback (videos/min vs in-flight requests and servers) instead."),
+    in_flight: Optional[List[int]] = typer.Option(None, "--in-flight", help="--server sim: in-flight settings to measure on one server (repeat; default 1 2 4 ... 256)."),
+    servers: Optional[List[int]] = typer.Option(None, "--servers", help="--server sim: server counts to measure, each at capacity x servers in flight (repeat; default 1 2 4)."),
+    capacity: int = typer.Option(64, "--capacity", help="--server sim: sequences each server decodes at once."),
+    time_scale: float = typer.Option(1.0, "--time-scale", help="--server sim: multiply every modelled latency (raise it when the client's CPU limits the rate)."),
+    seconds: float = typer.Option(20.0, "--seconds", help="--server sim: about how long each point runs."),
 ) -> None:
-    """Time an inducer per video against the video's own duration (real-time factor)."""
+    """Time an inducer per video against the video's own duration (real-time factor); --server sim: load test."""
     from stepkit.errors import StepkitError
     from stepkit.induce.runner import load_options
 
+    if server is not None:
+        if server != "sim":
+            fail(f"--server {server!r}: the only simulated server is 'sim'")
+        from stepkit.induce.bench_sim import bench_sim, sim_markdown
+
+        try:
+            result = bench_sim(in_flight=in_flight or (1, 2, 4, 8, 16, 32, 64, 128, 256), servers=servers or (1, 2, 4),
+                               capacity=capacity, time_scale=time_scale, seconds=seconds, config=load_options(config),
+                               progress=lambda row: err_console.print(
+                                   f"{row['servers']} server(s), in flight {row['in_flight']}: "
+                                   f"{row['videos_per_min']:.1f} videos/min", highlight=False))
+        except StepkitError as exc:
+            fail(exc)
+        import sys
+
+        text = sim_markdown(result)
+        sys.stdout.write(text)
+        if markdown is not None:
+            from stepkit.io import atomic_write_text
+
+            atomic_write_text(markdown, text)
+        return
     try:
         paths = list(videos) if videos else default_bench_videos()
         rows = bench_induce(paths, backend, load_options(config))

@@ -781,7 +781,7 @@ class VLMInducer:
         be = self._backend
         if be is None or int(getattr(be, "concurrency", 1) or 1) <= 1:
             return 1
-        return self.cfg.videos_in_flight
+        return self.cfg.videos_in_flight or self.cfg.in_flight
 
     def saturated(self) -> bool:
         """Whether every request slot of the backend is busy (then the runner opens no new video)."""

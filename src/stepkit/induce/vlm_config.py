@@ -53,7 +53,7 @@ class VLMInducerConfig:
     system_prompt: bool = field(default=True, metadata={"help": "Send the prompt set's system message (turn off for models whose template rejects a system turn)."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per backend call (a local model's batch; a served model gets a whole stage at once, up to in_flight)."})
     in_flight: int = field(default=64, metadata={"help": "Served models (openai backend): requests in flight at once over all videos and endpoints; enough to fill one vLLM / SGLang server's batch. Does not change the output."})
-    videos_in_flight: int = field(default=64, metadata={"help": "Served models: at most this many videos open at once (a new one starts only while a request slot is free). Does not change the output."})
+    videos_in_flight: int | None = field(default=None, metadata={"help": "Served models: at most this many videos open at once (a new one starts only while a request slot is free; default: in_flight). Does not change the output."})
     seed: int = field(default=0, metadata={"help": "Sampling seed passed to the backend."})
     cache: str | None = field(default=None, metadata={"help": "SQLite response-cache file; a rerun with the same model, prompts and settings costs no model calls."})
 
@@ -73,10 +73,13 @@ class VLMInducerConfig:
         if unknown:
             bad("presence_targets", f"unknown target(s) {unknown}; choose from {', '.join(PRESENCE_TARGETS)}")
         for name in ("keyframes_per_clip", "samples", "max_new_tokens", "text_max_new_tokens", "yes_no_max_new_tokens", "max_objects", "batch_size",
-                     "in_flight", "videos_in_flight"):
+                     "in_flight"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, f"must be a positive integer, got {v!r}")
+        if self.videos_in_flight is not None and (not isinstance(self.videos_in_flight, int) or isinstance(self.videos_in_flight, bool)
+                                                  or self.videos_in_flight < 1):
+            bad("videos_in_flight", f"must be a positive integer or unset, got {self.videos_in_flight!r}")
         if self.max_clips is not None and (not isinstance(self.max_clips, int) or self.max_clips < 1):
             bad("max_clips", f"must be a positive integer or unset, got {self.max_clips!r}")
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):

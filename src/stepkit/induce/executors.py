@@ -1,0 +1,155 @@
+"""Where videos are induced: in this process (:class:`~stepkit.induce.runner.ThreadExecutor`) or on a Ray cluster.
+
+:class:`RayExecutor` shards the videos of one ``stepkit induce`` run over Ray actors: one actor
+per endpoint for a served model (``--endpoint`` given once per server; each actor keeps its share
+of the in-flight requests on its server), one per GPU for a local ``hf`` model, one per CPU for
+the ``world`` and ``opencv`` inducers. Actors only compute: each returns the graph and the
+video's result to the driver, which alone writes the output folder (graphs, manifest, summary),
+so the resume rules, the summary and the graphs are those of a one-process run. A killed actor
+is restarted by Ray and its videos are retried; a killed driver resumes from the manifest like
+any run. Video paths must be readable on every node (a shared filesystem, as usual for Ray).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from stepkit.errors import ConfigError
+from stepkit.induce.runner import Job, Outcome
+
+
+def _actor_class():
+    import ray
+
+    @ray.remote(max_restarts=3, max_task_retries=3)
+    class InduceActor:
+        """Holds one inducer (one model or one endpoint) and induces videos sent to it."""
+
+        def __init__(self, backend: str, options: dict[str, Any]) -> None:
+            import os
+
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            from stepkit.induce.base import get_inducer
+
+            self.inducer = get_inducer(backend, **options)
+            prepare = getattr(self.inducer, "prepare", None)
+            if callable(prepare):
+                prepare()
+
+        def pid(self) -> int:
+            import os
+
+            return os.getpid()
+
+        def induce(self, job: Job) -> Outcome:
+            from stepkit.induce.runner import induce_one
+
+            return induce_one(self.inducer, job)
+
+    return InduceActor
+
+
+class RayExecutor:
+    """Runs ``stepkit induce`` videos on Ray actors; see the module docstring.
+
+    ``backend`` and ``options`` are what the driver built its inducer from (``get_inducer``);
+    ``address`` is a running cluster's (``ray start --head`` prints it), or None for a local one
+    started here and stopped afterwards; ``actors`` overrides the number of actors.
+    ``init_options`` go to ``ray.init`` (for example ``_node_ip_address``).
+    """
+
+    name = "ray"
+
+    def __init__(self, backend: str, options: Mapping[str, Any], *, address: str | None = None,
+                 actors: int | None = None, init_options: Mapping[str, Any] | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'stepkit[ray]'") from None
+        if actors is not None and actors < 1:
+            raise ConfigError(f"--executor ray: actors must be a positive number, got {actors}")
+        self.backend, self.options = backend, dict(options)
+        self.address, self.actors = address, actors
+        self.init_options = dict(init_options or {})
+        self.actor_pids: list[int] = []
+
+    def _plan(self, inducer: Any) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+        """Options per actor, the actor's Ray resources and how many videos each takes at once."""
+        import ray
+
+        opts = dict(self.options)
+        if self.backend == "vlm":
+            be = inducer.backend  # built by the runner's prepare(): its model and identity are final
+            endpoints = list(getattr(be, "endpoints", []) or [])
+            inner = getattr(be, "inner", be)
+            endpoints = endpoints or list(getattr(inner, "endpoints", []) or [])
+            if endpoints:
+                n = self.actors or len(endpoints)
+                in_flight = max(1, -(-inducer.cfg.in_flight // n))
+                bo = dict(opts.get("backend_options") or {})
+                # every actor answers as the driver's model: graphs name the same model whichever ran them
+                bo.setdefault("model_id", inner.model_id)
+                per = []
+                for i in range(n):
+                    o = {**opts, "endpoint": endpoints[i % len(endpoints)], "model": inner.model, "in_flight": in_flight,
+                         "backend_options": bo}
+                    per.append(o)
+                return per, {"num_cpus": 0.5}, max(1, -(-(inducer.cfg.videos_in_flight or inducer.cfg.in_flight) // n))
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            n = self.actors or max(1, gpus)
+            return [dict(opts) for _ in range(n)], ({"num_gpus": 1} if gpus else {"num_cpus": 1}), 1
+        n = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return [dict(opts) for _ in range(n)], {"num_cpus": 1}, 1
+
+    def run(self, inducer: Any, jobs: list[Job]) -> Iterator[Outcome]:
+        """Yield one :class:`Outcome` per job, as the actors finish them."""
+        import ray
+
+        started = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_options}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                kwargs.setdefault("_node_ip_address", "127.0.0.1")  # a local cluster talks over loopback only
+                ray.init(**kwargs)
+            started = True
+        try:
+            per_actor, resources, width = self._plan(inducer)
+            cls = _actor_class()
+            actors = [cls.options(**resources, max_concurrency=max(1, width)).remote(self.backend, o)
+                      for o in per_actor]
+            self.actor_pids = ray.get([a.pid.remote() for a in actors])
+            queue = list(jobs)
+            load = {i: 0 for i in range(len(actors))}
+            running: dict[Any, tuple[int, Job]] = {}
+
+            def submit() -> None:
+                while queue:
+                    i = min(load, key=lambda k: load[k])
+                    if load[i] >= width:
+                        return
+                    job = queue.pop(0)
+                    running[actors[i].induce.remote(job)] = (i, job)
+                    load[i] += 1
+
+            submit()
+            while running:
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    i, job = running.pop(ref)
+                    load[i] -= 1
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # the actor died for good: record, go on
+                        from stepkit.induce.runner import VideoResult
+
+                        outcome = Outcome(job, None, VideoResult(job.video_id, str(job.path), "failed",
+                                                                 reason=f"{job.path}: Ray worker failed: {type(exc).__name__}: {exc}"))
+                    yield outcome
+                submit()
+            for a in actors:
+                ray.kill(a)
+        finally:
+            if started:
+                ray.shutdown()
