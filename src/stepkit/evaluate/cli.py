@@ -81,6 +81,10 @@ def eval_cmd(
     missing = [n for n, v in (("--benchmark", benchmark), ("--data", data), ("--out", out)) if v is None]
     if missing:
         fail(f"stepkit eval needs {', '.join(missing)}")
+    from stepkit.models.registry import available_backends
+
+    if backend not in available_backends():  # before any video is looked at
+        fail(f"--backend {backend!r}: unknown backend; choose one of {', '.join(available_backends())}")
     try:
         cfg = EvalConfig(benchmark=benchmark, data=str(data), mode=mode, videos=str(videos) if videos else None,
                          limit=limit, frames=frames, max_new_tokens=max_new_tokens, loglik_norm=loglik_norm,

@@ -237,8 +237,8 @@ def family_of_checkpoint(path: str | os.PathLike) -> Family | None:
     cfg = Path(path) / "config.json"
     if not cfg.is_file():
         return None
-    try:
-        model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type", "")
-    except (OSError, ValueError):
-        return None
-    return family_of_model_type(str(model_type))
+    from stepkit.userfiles import load_json
+
+    # A corrupt config.json is named as such, not reported as an unknown family.
+    doc = load_json(cfg, what="model config (config.json)", error=ModelError, expect=dict)
+    return family_of_model_type(str(doc.get("model_type", "")))

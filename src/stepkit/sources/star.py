@@ -13,7 +13,6 @@ STAR's ``video_fps``. Every record of one video contributes its keyframes to one
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -43,14 +42,37 @@ def load_star_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     files = sorted(p for p in path.glob("*.json") if p.name != "summary.json") if path.is_dir() else [path]
     if not path.exists():
         raise DataError(f"{path}: no such STAR file or folder")
+    from stepkit.userfiles import load_json
+
     out: list[dict[str, Any]] = []
+    seen: list[tuple[Path, list[dict[str, Any]]]] = []
     for f in files:
-        try:
-            doc = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{f}: cannot read STAR JSON: {exc}") from None
-        out += [r for r in _records(doc, str(f)) if "situations" in r]
+        recs = _records(load_json(f, what="STAR JSON file"), str(f))
+        seen.append((f, recs))
+        out += [r for r in recs if "situations" in r]
+    if not out:
+        raise DataError(_no_situations(path, seen))
     return out
+
+
+_QUESTION_KEYS = {"question", "answer"}
+
+
+def _no_situations(path: Path, seen: list[tuple[Path, list[dict[str, Any]]]]) -> str:
+    """Why a STAR source gave no situation graphs, saying what the file holds instead."""
+    if not seen:
+        return f"{path}: no *.json files in this folder; expected STAR situation-graph JSON (records with 'situations')"
+    f, recs = next(((f, r) for f, r in seen if r), seen[0])
+    if not recs:
+        return (f"{f}: holds no records; expected STAR records with 'situations' (keyframe relations, actions, "
+                "boxes), e.g. STAR_train.json / STAR_val.json")
+    keys = sorted(set().union(*(r.keys() for r in recs[:50])))
+    if _QUESTION_KEYS <= set(keys):
+        return (f"{f}: holds {len(recs)} STAR questions (fields {', '.join(keys[:12])}) but no situation graphs: "
+                "this is a question file; `stepkit import star` needs records with 'situations' (STAR_train.json / "
+                "STAR_val.json). Evaluate on questions with `stepkit eval --benchmark star --data FILE`")
+    return (f"{f}: {len(recs)} records, none with 'situations' (fields: {', '.join(keys[:12])}); expected STAR "
+            "situation-graph records (STAR_train.json / STAR_val.json)")
 
 
 def _object_label(oid: str, where: str) -> str:

@@ -78,8 +78,6 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Fine-tune a Video-LLM on Q/R/A records: SFT with L = L_answer + λ·L_rationale, or GRPO with graph rewards."""
-    import json
-
     from stepkit.errors import StepkitError
 
     given = {"qa": str(qa_dir) if qa_dir is not None else None, "model": model, "lambda_rationale": lambda_rationale,
@@ -126,15 +124,23 @@ def train_cmd(
         else:
             base = {}
             if config is not None:
-                try:
-                    base = json.loads(config.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    fail(f"{config}: cannot read the config ({exc})")
+                from stepkit.errors import ConfigError
+                from stepkit.userfiles import field_type_problems, load_json
+
+                base = load_json(config, what="training config", error=ConfigError, expect=dict)
+                wrong = field_type_problems(base, Config, where=str(config))
+                if wrong:
+                    raise ConfigError(wrong[0])
             base.update(given)
             base["out"] = str(out)
             if not base.get("qa") or not base.get("model"):
                 fail("give QA_DIR and --model (or --resume to continue a run in --out)")
-            cfg = Config.from_dict(base).validate()
+            try:
+                cfg = Config.from_dict(base).validate()
+            except StepkitError as exc:  # the options are known fields: a bad field came from the file
+                if config is None or str(exc).startswith(str(config)):
+                    raise
+                raise type(exc)(f"{config}: {exc}") from None
         result = train_fn(cfg, resume=resume)
     except StepkitError as exc:
         fail(exc)

@@ -73,6 +73,7 @@ def _open(path: Path):
     import av
 
     _check_file(path)
+    _check_y4m_header(path)
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
@@ -91,7 +92,34 @@ def _open(path: Path):
     return container, stream
 
 
+# Larger than any real video (8K is 7680x4320): FFmpeg refuses such a frame with EBUSY/ENOMEM,
+# which reads as "Device or resource busy".
+MAX_FRAME_SIDE = 16384
+
+
+def _check_y4m_header(path: Path) -> None:
+    """Name the problem of a YUV4MPEG2 header whose frame size is absurd (FFmpeg's error would not)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return
+    if not head.startswith(b"YUV4MPEG2"):
+        return
+    fields = {t[:1]: t[1:] for t in head.split(b"\n", 1)[0].split(b" ")[1:] if t}
+    try:
+        w, h = int(fields.get(b"W", b"0")), int(fields.get(b"H", b"0"))
+    except ValueError:
+        raise VideoError(f"{path}: Y4M header has a malformed frame size") from None
+    if not (0 < w <= MAX_FRAME_SIDE and 0 < h <= MAX_FRAME_SIDE):
+        raise VideoError(f"{path}: Y4M header declares a {w}x{h} frame; frames must be 1..{MAX_FRAME_SIDE} "
+                         "pixels a side")
+
+
 def _reason(exc: BaseException) -> str:
+    errno = getattr(exc, "errno", None)
+    if errno in (12, 16):  # ENOMEM, EBUSY: FFmpeg's codes for parameters it cannot allocate
+        return "FFmpeg cannot allocate the stream as declared (frame size or format out of range)"
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).split(":")[0].strip() or type(exc).__name__
 
