@@ -86,3 +86,41 @@ def random_household(seed: int, video_id: str | None = None) -> STSG:
             target = rng.choice([x for x in things if x != obj])
         g.actions.append(Action(f"a{j}", p, verb, t0, t1, object=obj, target=target))
     return g
+
+
+def shared_labels(video_id: str = "shared") -> STSG:
+    """Two people and two cups that share their labels (so references are needed to tell them
+    apart), a door that opens, a table, a box and a chair over 30 s, with well separated times."""
+    g = STSG(video_id=video_id, fps=10.0, duration=30.0, num_frames=300, video=f"videos/{video_id}.mp4")
+    g.objects += [
+        Object("p1", "person", attributes=[Attribute("color", "blue")]),
+        Object("p2", "person", attributes=[Attribute("color", "red")]),
+        Object("c1", "cup", attributes=[Attribute("color", "white"), Attribute("size", "small")]),
+        Object("c2", "cup", attributes=[Attribute("color", "green"), Attribute("size", "large")]),
+        Object("t1", "table", kind="static", attributes=[Attribute("material", "wood")]),
+        Object("d1", "door", kind="static",
+               attributes=[Attribute("state", "closed", 0.0, 12.0), Attribute("state", "open", 12.0, 30.0)]),
+        Object("b1", "box", attributes=[Attribute("color", "brown")]),
+        Object("h1", "chair", kind="static"),
+    ]
+    g.relations += [
+        Relation("r1", "p1", "holding", "c1", 2.0, 6.0),
+        Relation("r2", "c1", "on", "t1", 7.0, 30.0),
+        Relation("r3", "c2", "on", "t1", 0.0, 15.0),
+        Relation("r4", "p2", "holding", "c2", 16.0, 22.0),
+        Relation("r5", "p2", "looking at", "d1", 9.0, 13.0),
+        Relation("r6", "p1", "sitting on", "h1", 20.0, 30.0),
+        Relation("r7", "b1", "on", "t1", 0.0, 30.0),
+        Relation("r8", "p1", "holding", "b1", 24.0, 28.0),
+    ]
+    g.actions += [
+        Action("a1", "p1", "pick up", 1.0, 2.0, object="c1"),
+        Action("a2", "p1", "put down", 6.0, 7.0, object="c1", target="t1"),
+        Action("a3", "p2", "open", 11.0, 12.0, object="d1"),
+        Action("a4", "p1", "walk to", 13.5, 15.5, target="d1"),
+        Action("a5", "p2", "pick up", 15.0, 16.0, object="c2"),
+        Action("a6", "p1", "sit down", 19.0, 20.0, object="h1"),
+        Action("a7", "p2", "walk to", 22.5, 24.0, target="t1"),
+        Action("a8", "p1", "pick up", 23.0, 24.0, object="b1"),
+    ]
+    return g

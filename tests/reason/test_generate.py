@@ -35,27 +35,39 @@ def big_run(tmp_path_factory):
     return root, summary
 
 
-def test_every_type_and_step_count_samples_and_executes(kitchen_graph):
-    ctx = GraphContext(kitchen_graph)
-    sampler = Sampler(ctx, random.Random(1), label_pool=["laptop", "sofa"], verb_pool=["jump"])
+def test_every_type_and_step_count_samples_and_executes():
+    """Every type at every step count up to 4 on a graph whose shared labels make references
+    honest: the candidate executes from JSON, has exactly n steps, and none of them is a no-op."""
+    from household import shared_labels
+
+    from stepkit.reason.quality import noop_steps
+
+    graph = shared_labels()
+    ctx = GraphContext(graph, natural=True)
+    sampler = Sampler(ctx, random.Random(1), label_pool=["laptop", "sofa"], verb_pool=[])
     for qtype in TYPES:
-        for n in range(MIN_STEPS[qtype], 6):
+        for n in range(MIN_STEPS[qtype], 5):
             got = None
-            for _ in range(60):
+            for _ in range(300):
                 try:
-                    got = sampler.sample(qtype, n)
-                    break
+                    cand = sampler.sample(qtype, n)
                 except (Reject, ExecError):
                     continue
+                if not noop_steps(cand.builder.nodes, ctx, cand.builder.values):
+                    got = cand
+                    break
             assert got is not None, (qtype, n)
             program = json.loads(json.dumps(got.builder.nodes))
             assert step_count(program) == n
-            assert execute(program, kitchen_graph).answer == got.answer
+            assert execute(program, graph, natural=True).answer == got.answer
 
 
 def test_big_run_counts_mix_and_verification(big_run):
     root, summary = big_run
-    assert summary["records"] >= 0.9 * 60 * 50 and summary["failed"] == []
+    # honest steps: a graph gives only the questions whose every step narrows something; the
+    # other slots are counted as unfilled
+    assert summary["records"] >= 0.5 * 60 * 50 and summary["failed"] == []
+    assert summary["records"] + summary["unfilled_slots"] == 60 * 50
     request = parse_steps(STEPS)
     for k, share in request.items():
         assert abs(summary["step_mix"][str(k)] - share) <= 0.05
@@ -189,7 +201,7 @@ def test_sparse_graphs_do_not_break_generation(tmp_path):
         save_graph(g, tmp_path / "g" / f"{g.video_id}.json")
     summary = generate(tmp_path / "g", tmp_path / "qa", GenerateConfig(per_video=20, steps="1,2,3,4,5"))
     assert summary["failed"] == [] and summary["graphs"] == 3
-    assert summary["records"] > 10 and summary["unfilled_slots"] > 0
+    assert summary["records"] > 0 and summary["unfilled_slots"] > 0
     assert verify(tmp_path / "qa", tmp_path / "g").ok
     vids = Counter(r.video_id for r in iter_records(tmp_path / "qa"))
     assert vids["empty"] == 0 and vids["noacts"] > 0 and vids["norels"] > 0

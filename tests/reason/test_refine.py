@@ -110,5 +110,9 @@ def test_refine_records_writes_all_records(tmp_path, kitchen_graph):
     summary = refine_records(tmp_path / "qa", tmp_path / "graphs", Rewriter(every_other), tmp_path / "out")
     before, after = load_records(tmp_path / "qa"), load_records(tmp_path / "out")
     assert [r.id for r in before] == [r.id for r in after]
-    assert summary["reworded"] == 5 and summary["rejected_by_reason"] == {"the reply is not the requested JSON": 5}
-    assert sum(r.question.startswith("Tell me: ") for r in after) == 5
+    # the kitchen's labels are all distinct, so it holds fewer honest questions than slots
+    n = len(before)
+    assert n >= 8
+    assert summary["reworded"] == (n + 1) // 2
+    assert summary["rejected_by_reason"] == {"the reply is not the requested JSON": n // 2}
+    assert sum(r.question.startswith("Tell me: ") for r in after) == (n + 1) // 2

@@ -40,6 +40,14 @@ YESNO_SLACK = 2
 # Inside one question skeleton (the question with its content words masked) no answer may pass
 # this share, so a learner reading only the wording stays near chance (AGQA balances the same way).
 SKELETON_CAP = 0.30
+# Share of multi-step questions anchored in time (before / after / while an event) the generator
+# holds: an unanchored candidate of 3+ steps is passed over while the share is below it.
+ANCHOR_SHARE = 0.5
+# A graph whose record slots fail this many times in a row has no more questions to give.
+GIVE_UP_AFTER = 5
+DEAD_AFTER = 8
+# Types whose questions are never anchored in time (a comparison states its two events).
+UNANCHORED_TYPES = frozenset({"comparison"})
 
 
 def parse_steps(spec: str) -> dict[int, float]:
@@ -398,19 +406,36 @@ class Generator:
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
         weights, type_counts = self.type_weights, self.type_counts
+        misses = 0
+        # (type, steps) -> failed attempts in a row on this graph: a pair that keeps failing has
+        # nothing left to give here, and is not drawn again for this graph
+        failing: Counter = Counter()
         for _slot in range(cfg.per_video):
+            if misses >= GIVE_UP_AFTER:
+                # this graph has run out of honest questions of the step counts the mix needs now
+                self.unfilled += 1
+                continue
             steps = _pick_steps(self.step_targets, self.step_counts, self.total)
             feasible, cum = self._feasible(steps)
+            if any(failing[(t, steps)] >= DEAD_AFTER for t in feasible):
+                alive = [t for t in feasible if failing[(t, steps)] < DEAD_AFTER]
+                feasible, cum = alive, list(itertools.accumulate(weights[t] for t in alive))
             if not feasible:
                 self.unfilled += 1
+                misses += 1
                 continue
             rec = None
             # First try the type furthest below its requested share (so the type mix follows the
             # request where the graphs allow), then draw types by weight.
             n1 = self.total + 1
             lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
+            lagging = lagging if lagging in feasible else feasible[0]
+            need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
+            sampler.force_anchor = need_anchor
             for attempt in range(cfg.attempts_per_record):
                 qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
+                if need_anchor and qtype in UNANCHORED_TYPES and attempt < cfg.attempts_per_record - 5:
+                    continue
                 bucket = (qtype, steps)
                 if qtype == "existence":
                     want = self.balancer.want_yesno(bucket)
@@ -423,14 +448,23 @@ class Generator:
                 except (Reject, ExecError) as exc:
                     self.drops[exc.reason] += 1
                     self.drops_by_type[qtype][exc.reason] += 1
+                    failing[(qtype, steps)] += 1
+                    continue
+                if need_anchor and not cand.anchored and attempt < cfg.attempts_per_record - 5:
+                    self._drop(cand, "anchor-quota")
+                    failing[(qtype, steps)] += 1
                     continue
                 rec = self._finish(cand, ctx, graph, graph_hash, steps, len(out), seen_programs, seen_questions,
                                    sampler)
                 if rec is not None:
+                    failing[(qtype, steps)] = 0
                     break
+                failing[(qtype, steps)] += 1
             if rec is None:
                 self.unfilled += 1
+                misses += 1
                 continue
+            misses = 0
             out.append(rec)
         return out
 
@@ -457,19 +491,6 @@ class Generator:
             self._drop(cand, "reused-event")
             return None
         program = cand.builder.nodes
-        # Honesty: every step narrows something (ablation), every time decision has its margin,
-        # every reference the program uses is said in the question.
-        values = cand.builder.values
-        if noop_steps(program, ctx, values):
-            self._drop(cand, "no-op-step")
-            return None
-        shaky = margin_problems(program, ctx, self.cfg.margin, values)
-        if shaky:
-            self._drop(cand, shaky[0])
-            return None
-        if missing_references(program, cand.question):
-            self._drop(cand, "reference-missing")
-            return None
         # Deduplication by program: the sampler builds every program in one normal form (operators
         # in evaluation order), so equal questions give equal programs. A cheap signature narrows
         # the programs to compare as data to the few with the same length, answer and last operator.
@@ -488,6 +509,19 @@ class Generator:
         skel = skeleton(cand.question)
         if not self.balancer.accepts_skeleton(skel, cand.answer, yesno):
             self._drop(cand, "unbalanced-skeleton")
+            return None
+        # Honesty: every step narrows something (ablation), every time decision has its margin,
+        # every reference the program uses is said in the question.
+        values = cand.builder.values
+        if noop_steps(program, ctx, values):
+            self._drop(cand, "no-op-step")
+            return None
+        shaky = margin_problems(program, ctx, self.cfg.margin, values)
+        if shaky:
+            self._drop(cand, shaky[0])
+            return None
+        if missing_references(program, cand.question):
+            self._drop(cand, "reference-missing")
             return None
         # Verification: validate the program as data and re-run it from scratch (no shared state
         # with the builder); the answer must come out the same.

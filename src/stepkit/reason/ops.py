@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from stepkit.errors import DataError, StepkitError
 from stepkit.graph.types import STSG, Action, Relation
 from stepkit.reason.lexicon import clean
+from stepkit.reason.lexicon import verb_say as _verb_say
 
 Event = Action | Relation
 
@@ -74,8 +75,12 @@ def event_label(ev: Event) -> str:
 class GraphContext:
     """One graph plus the lookups the executor and the sampler need."""
 
-    def __init__(self, graph: STSG):
+    def __init__(self, graph: STSG, natural: bool = False):
         self.graph = graph
+        # natural: labels read as natural nouns and verbs as people say them ("cup/glass/bottle" ->
+        # "cup", "watch at" -> "look at"); generated records are made and verified this way
+        self.natural = natural
+        self._labels: dict[str, str] = {}
         self.duration = float(graph.duration)
         self.objects = graph.object_map()
         key = lambda e: (e.t0, e.t1, e.id)  # noqa: E731
@@ -140,8 +145,23 @@ class GraphContext:
         return got
 
     def label(self, oid: str) -> str:
-        """The label of object ``oid`` as words."""
-        return clean(self.objects[oid].label)
+        """The label of object ``oid`` as words (its natural noun in a natural context)."""
+        got = self._labels.get(oid)
+        if got is None:
+            if self.natural:
+                from stepkit.reason.lexicon import noun
+
+                got = noun(self.objects[oid].label)
+            else:
+                got = clean(self.objects[oid].label)
+            self._labels[oid] = got
+        return got
+
+    def verb(self, label: str) -> str:
+        """A verb or predicate label as words (as people say it, in a natural context)."""
+        if self.natural:
+            return _verb_say(label)
+        return clean(label)
 
     def sort_events(self, ids) -> tuple[str, ...]:
         """Event ids in time order."""
@@ -162,7 +182,7 @@ class GraphContext:
             return f"{clean(e.predicate)} the {self.label(e.object)}"
         obj = f"the {self.label(e.object)}" if e.object is not None else ""
         tgt = f"the {self.label(e.target)}" if e.target is not None else ""
-        return action_words(clean(e.verb), e.verb, obj, tgt)
+        return action_words(self.verb(e.verb), e.verb, obj, tgt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -369,7 +389,7 @@ def op_query(ctx, ins, args):
         return ctx.label(v), (v,)
     e = _event(ctx, v, "query")
     if field in ("verb", "predicate", "label"):
-        return clean(event_label(e)), (v,)
+        return (ctx.verb(e.verb) if isinstance(e, Action) else clean(e.predicate)), (v,)
     if field in ("action", "relation"):
         return ctx.action_phrase(v), (v,)
     if field in ROLES:
@@ -799,10 +819,11 @@ def run_values(program: Sequence[dict[str, Any]], ctx: GraphContext) -> Any:
     return values[-1]
 
 
-def execute(program: Any, graph: STSG | GraphContext) -> Execution:
-    """Run a program (linear or nested) on a graph; raises :class:`ExecError` when it cannot."""
+def execute(program: Any, graph: STSG | GraphContext, natural: bool = False) -> Execution:
+    """Run a program (linear or nested) on a graph; raises :class:`ExecError` when it cannot.
+    ``natural``: read labels as natural nouns (as generated records do; see :class:`GraphContext`)."""
     prog = as_program(program)
-    ctx = graph if isinstance(graph, GraphContext) else GraphContext(graph)
+    ctx = graph if isinstance(graph, GraphContext) else GraphContext(graph, natural=natural)
     b = Builder(ctx)
     for node in prog:
         b.add_node(node["op"], node.get("in", []), node.get("args", {}))

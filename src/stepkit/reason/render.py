@@ -203,7 +203,7 @@ def answer_sentence(variant: str, slots: dict[str, str], answer: str) -> str:
     kw.update({cap(k): cap(v) for k, v in slots.items()})
     kw.update(answer=answer, Answer_cap=cap(answer), answer_past=past(answer) if answer else answer,
               be="is" if answer == "1" else "are", times="time" if answer == "1" else "times",
-              objects="object" if answer == "1" else "objects",
+              objects="object" if answer == "1" else "objects", things="thing" if answer == "1" else "things",
               noun=slots.get("label", "") if answer == "1" else slots.get("plural", ""))
     try:
         return cap(tmpl.format(**kw))

@@ -4,7 +4,9 @@ anchor the question to an event before / after / during which it is asked.
 
 Each question type has a base number of steps; the remaining steps of a requested count go to
 referring-expression depth and to a temporal anchor. Every node is executed as it is added, so a
-reference that does not resolve to exactly one entity is caught at once.
+reference that does not resolve to exactly one entity is caught at once. A reference is only
+built where it is needed (several objects share the label), and the generator proves every step
+by ablation (``reason/quality.py``), so a record's step count is that of its minimal program.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import random
 from dataclasses import dataclass, field
 
 from stepkit.graph.types import Action
-from stepkit.reason.lexicon import (article, clean, gerund, is_person_label, object_preposition, ordinal, past,
-                                    phrases, plural, verb_something, with_object)
-from stepkit.reason.ops import Builder, ExecError, GraphContext, event_label, role_of
+from stepkit.reason.lexicon import (action_words, cap, clean, conflicts, gerund, indefinite, is_person_label, noun_info,
+                                    object_preposition, ordinal, participle, past, phrases, plural, related_words,
+                                    verb_frame, verb_something)
+from stepkit.reason.ops import Builder, ExecError, GraphContext, event_label, in_window, role_of
 
 # Question types, their variants and the fewest steps each variant needs.
 TYPES = ("attribute", "relation", "action", "temporal", "ordinal", "counting", "existence", "comparison")
@@ -26,6 +29,8 @@ MIN_STEPS = {
 YESNO_TYPES = frozenset({"existence"})
 # Types whose question states the candidate answers by design ("which first, A or B?").
 CHOICE_VARIANTS = frozenset({"comparison_first", "comparison_longer", "comparison_any"})
+# How often a question with two spare steps is anchored in time (STAR: two thirds of questions).
+ANCHOR_P = 0.9
 
 
 class Reject(Exception):
@@ -38,7 +43,13 @@ class Reject(Exception):
 
 @dataclass
 class Candidate:
-    """A sampled question before rendering into a record."""
+    """A sampled question before rendering into a record.
+
+    ``conflicts``: values of the answer's kind that are true elsewhere in this video (another time,
+    another object): the first distractors. ``also_true``: values a viewer could also call right
+    (the answer read through entailments and synonyms in this graph): never offered.
+    ``slot``: (verb or predicate, role) an object answer must fit, or (None, object label) a verb /
+    predicate answer must fit, for the plausibility of distractors."""
 
     type: str
     variant: str
@@ -48,6 +59,11 @@ class Candidate:
     answer_kind: str
     slots: dict[str, str] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
+    also_true: set[str] = field(default_factory=set)
+    slot: tuple[str | None, str | None] = (None, None)
+    anchored: bool = False
+    asked: tuple[str, ...] = ()
+    ref_nodes: list = field(default_factory=list)
 
 
 def _split(rng: random.Random, total: int, k: int) -> list[int]:
@@ -58,27 +74,33 @@ def _split(rng: random.Random, total: int, k: int) -> list[int]:
     return parts
 
 
+def _prep(verb: str) -> str:
+    p = object_preposition(verb)
+    return f" {p}" if p else ""
+
+
 class Sampler:
     """Samples questions of a given type and step count from one graph."""
 
     def __init__(self, ctx: GraphContext, rng: random.Random, label_pool: list[str] | None = None,
-                 verb_pool: list[str] | None = None):
+                 verb_pool: list[str] | None = None, prior=None):
         self.ctx = ctx
         self.rng = rng
         self.ph = phrases()
         self.label_pool = label_pool or []
         self.verb_pool = verb_pool or []
+        self.prior = prior
         g = ctx.graph
         self.agents = sorted({a.agent for a in g.actions})
         self.persons = {o.id for o in g.objects if is_person_label(o.label)} | set(self.agents)
         self.acts_by_agent: dict[str, list[str]] = {}
         for eid in ctx.actions:
             self.acts_by_agent.setdefault(ctx.events[eid].agent, []).append(eid)
-        self.obj_actions = [i for i in ctx.actions if ctx.events[i].object is not None]
+        self.obj_actions = [i for i in ctx.actions if self.thing(ctx.events[i]) is not None
+                            and self.thing_role(ctx.events[i]) == "object"]
+        self.thing_actions = [i for i in ctx.actions if self.thing(ctx.events[i]) is not None]
         self.attr_objects = [o.id for o in g.objects if o.attributes]
         self.plain = {o.id: len(ctx.by_label[o.label]) == 1 for o in g.objects}
-        # How many distinct partners an entity has along a labelled edge, and how many edges join a
-        # pair: questions whose core hop would be ambiguous over the whole video are skipped early.
         fan: dict[tuple, set] = {}
         pair: dict[tuple, int] = {}
         for e in g.relations:
@@ -86,12 +108,12 @@ class Sampler:
             fan.setdefault(("ro", e.object, e.predicate), set()).add(e.subject)
             pair[("r", e.subject, e.object)] = pair.get(("r", e.subject, e.object), 0) + 1
         for e in g.actions:
-            if e.object is not None:
-                fan.setdefault(("ao", e.agent, e.verb), set()).add(e.object)
-                pair[("a", e.agent, e.object)] = pair.get(("a", e.agent, e.object), 0) + 1
+            th = self.thing(e)
+            if th is not None:
+                fan.setdefault(("ao", e.agent, e.verb), set()).add(th)
+                pair[("a", e.agent, th)] = pair.get(("a", e.agent, th), 0) + 1
         self.fan = {k: len(v) for k, v in fan.items()}
         self.pair = pair
-        # Actions a mention by verb + thing (+ agent) can single out: the rest would be ambiguous.
         trip: dict[tuple, int] = {}
         for e in g.actions:
             k = (e.agent, e.verb, self.thing(e))
@@ -100,20 +122,45 @@ class Sampler:
         pair2: dict[tuple, int] = {}
         for e in g.actions:
             pair2[(e.verb, self.thing(e))] = pair2.get((e.verb, self.thing(e)), 0) + 1
-        # ...and without naming the agent (someone opened the door), unless the agent is named anyway
         self.mentionable_any = {e.id: pair2[(e.verb, self.thing(e))] == 1
                                 or (self.mentionable[e.id] and self.plain.get(e.agent, False)) for e in g.actions}
-        # Edges the question is about: a reference must not lean on them ("did the man who opened
-        # the door open the door?" answers itself).
+        # Relations are mentionable by (subject, predicate, object) when that triple is unique.
+        rtrip: dict[tuple, int] = {}
+        for e in g.relations:
+            rtrip[(e.subject, e.predicate, e.object)] = rtrip.get((e.subject, e.predicate, e.object), 0) + 1
+        self.rel_mentionable = {e.id: rtrip[(e.subject, e.predicate, e.object)] == 1 for e in g.relations}
+        # The same happening annotated twice (an action and the relation it implies, same span).
+        self.twins: dict[str, set[str]] = {}
+        by_parts: dict[tuple, list[str]] = {}
+        for e in list(g.actions) + list(g.relations):
+            subj = e.agent if isinstance(e, Action) else e.subject
+            obj = self.thing(e) if isinstance(e, Action) else e.object
+            by_parts.setdefault((subj, obj), []).append(e.id)
+        for ids in by_parts.values():
+            for i in ids:
+                a = ctx.events[i]
+                self.twins[i] = {j for j in ids if abs(ctx.events[j].t0 - a.t0) < 1.0 and abs(ctx.events[j].t1 - a.t1) < 1.0}
         self.avoid_edges: set[str] = set()
+        self.anchor_events: set[str] = set()
+        self._ref_nodes: list = []
+        self.force_anchor = False  # set by the generator while the anchored share is below its target
         self._cache: dict[tuple, list] = {}
         self._refer_edges: dict[str, list] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
-    def thing(e: Action) -> str | None:
+    def thing(e) -> str | None:
         """What an action is done to: its object, else its target ("walk to the table")."""
+        if not isinstance(e, Action):
+            return e.object
         return e.object if e.object is not None else e.target
+
+    @staticmethod
+    def thing_role(e) -> str | None:
+        """The role holding :meth:`thing` (``object`` or ``target``)."""
+        if not isinstance(e, Action):
+            return "object"
+        return "object" if e.object is not None else ("target" if e.target is not None else None)
 
     def _pick(self, seq):
         if not seq:
@@ -123,32 +170,51 @@ class Sampler:
     def _cat(self, oid: str) -> str:
         return "person" if oid in self.persons else "object"
 
-    def _fill(self, template_key: str, **kw: str) -> str:
+    def _fill(self, template_key: str, passive_ok: bool = True, **kw: str) -> str:
         opts = self.ph["questions"][template_key]
-        return self._pick(opts).format(**kw)
+        if not passive_ok:
+            opts = [o for o in opts if "{participle}" not in o]
+        return cap(" ".join(self._pick(opts).format(**kw).split()))
+
+    def _plausible(self, pv: str, oid_or_label: str) -> bool:
+        if self.prior is None:
+            return True
+        lab = self.ctx.objects[oid_or_label].label if oid_or_label in self.ctx.objects else oid_or_label
+        return self.prior.is_plausible(pv, lab)
+
+    def _mark_asked(self, ids) -> None:
+        """Events the question asks about: references and anchors must not use them (or their twins)."""
+        for i in ids:
+            self.avoid_edges |= self.twins.get(i, {i})
 
     # -- referring expressions -----------------------------------------------------------------
     def refer(self, b: Builder, oid: str, depth: int, avoid: frozenset = frozenset(),
               avoid_attr: str | None = None) -> tuple[int, str]:
-        """Add nodes resolving exactly to object ``oid`` with ``depth`` steps; returns (node, phrase)."""
+        """Add nodes resolving exactly to object ``oid`` with ``depth`` steps; returns (node, phrase).
+
+        A reference (depth > 0) is only made where the plain mention would not do: several
+        objects share the label (else the step would narrow nothing)."""
         ctx = self.ctx
+        lab = ctx.objects[oid].label
         if depth == 0:
-            lab = ctx.objects[oid].label
             if len(ctx.by_label[lab]) != 1:
                 raise Reject("no-plain-reference")
             i = b.add_node("objects", (), {"label": lab})
-            return b.add_node("unique", (i,), {}), "the " + clean(lab)
+            return b.add_node("unique", (i,), {}), "the " + ctx.label(oid)
+        if len(ctx.by_label[lab]) == 1:
+            raise Reject("no-op-reference")
         refs = self.ph["references"]
         inc = self._edges_of(oid)
         k = self.rng.randrange(len(inc)) if inc else 0
-        edges = inc[k:] + inc[:k]  # a random rotation: cheaper than a shuffle, still seeded
+        edges = inc[k:] + inc[:k]
         tried = 0
         avoid_edges = self.avoid_edges
+        noun = ctx.label(oid)
         for entry in edges:
             if entry is None:
                 continue
             e, role, other_role, other, kind = entry
-            if e.id in avoid_edges or other in avoid:
+            if e.id in avoid_edges or other in avoid or e.id in self.anchor_events:
                 continue
             tried += 1
             if tried > 4:
@@ -161,18 +227,20 @@ class Sampler:
             except (Reject, ExecError):
                 b.truncate(n0)
                 continue
-            cat = self._cat(oid)
+            self._ref_nodes.append(b.nodes[h])
+            who = "who" if oid in self.persons else "that"
             if kind == "relation":
                 key = "relation_object" if role == "object" else "relation_subject"
-                phrase = refs[key].format(cat=cat, other=ophrase, pred=clean(e.predicate))
+                phrase = refs[key].format(noun=noun, other=ophrase, pred=clean(e.predicate), who=who)
             else:
                 if role in ("object", "target"):
-                    prep = object_preposition(e.verb)
-                    phrase = refs["action_object"].format(cat=cat, other=ophrase, past=past(e.verb),
-                                                          prep=f" {prep}" if prep else "")
+                    phrase = refs["action_object"].format(noun=noun, other=ophrase, past=past(e.verb),
+                                                          prep=_prep(e.verb) if role == "object" else "")
                 else:
-                    phrase = refs["action_agent"].format(cat=cat, past_obj=with_object(past(e.verb), e.verb, ophrase),
-                                                          who="who" if cat == "person" else "that")
+                    tgt_role = self.thing_role(e)
+                    vp = (action_words(past(e.verb), e.verb, ophrase, "") if tgt_role == "object"
+                          else action_words(past(e.verb), e.verb, "", ophrase))
+                    phrase = refs["action_agent"].format(noun=noun, past_obj=vp, who=who)
             return u, phrase
         if depth == 1:
             obj = ctx.objects[oid]
@@ -189,22 +257,20 @@ class Sampler:
                     continue
                 key = f"person_{a.name}" if oid in self.persons and f"person_{a.name}" in refs["attribute"] else a.name
                 tmpl = refs["attribute"].get(key, refs["attribute"]["default"])
-                return u, tmpl.format(label=clean(obj.label), value=clean(a.value))
+                return u, tmpl.format(label=noun, value=clean(a.value))
         raise Reject("no-reference")
 
     def _edges_of(self, oid: str) -> list:
-        """The edges at ``oid`` a reference can follow, aligned with ``ctx.incident[oid]``: for each,
-        (edge, role of ``oid``, role of the other end, the other end, kind), or None where the edge
-        can never serve (cached per object)."""
+        """The edges at ``oid`` a reference can follow: (edge, role of ``oid``, role of the other
+        end, the other end, kind), or None where the edge can never serve (cached per object)."""
         got = self._refer_edges.get(oid)
         if got is None:
             got = []
             for e, role in self.ctx.incident.get(oid, ()):
                 is_act = isinstance(e, Action)
-                # the thing an action is done to: its object, or its target when it has no object ("walk to")
-                thing = "object" if not is_act or e.object is not None else "target"
+                thing = "object" if not is_act else self.thing_role(e)
                 other_role = thing if role in ("agent", "subject") else ("agent" if is_act else "subject")
-                other = role_of(e, other_role)
+                other = role_of(e, other_role) if other_role else None
                 if (role == "target" and thing != "target") or other is None or other == oid:
                     got.append(None)
                 else:
@@ -213,6 +279,23 @@ class Sampler:
         return got
 
     # -- events and anchors --------------------------------------------------------------------
+    def event_phrases(self, e, a_phrase: str, o_phrase: str) -> dict[str, str]:
+        """Clauses for an event: past (``the man opened the door``), progressive, base, gerund."""
+        if isinstance(e, Action):
+            v = e.verb
+            say = self.ctx.verb(v)
+            role = self.thing_role(e)
+            obj, tgt = (o_phrase, "") if role == "object" else ("", o_phrase)
+
+            def vp(form: str) -> str:
+                return action_words(form, v, obj, tgt)
+
+            return {"past": f"{a_phrase} {vp(past(v))}", "prog": f"{a_phrase} was {vp(gerund(v))}",
+                    "base": vp(say), "ger": vp(gerund(v))}
+        pred = clean(e.predicate)
+        return {"past": f"{a_phrase} was {pred} {o_phrase}", "prog": f"{a_phrase} was {pred} {o_phrase}",
+                "base": f"be {pred} {o_phrase}", "ger": f"being {pred} {o_phrase}"}
+
     def mention_event(self, b: Builder, eid: str, depth: int, agent_node: int | None = None,
                       agent_phrase: str | None = None, source: int | None = None) -> tuple[int, dict[str, str]]:
         """Nodes resolving exactly to event ``eid`` (1 + ``depth`` steps); returns (node, phrases)."""
@@ -221,17 +304,26 @@ class Sampler:
         is_act = isinstance(e, Action)
         first_role = "agent" if is_act else "subject"
         agent = e.agent if is_act else e.subject
-        thing = e.object if e.object is not None else (e.target if is_act else None)
-        thing_role = "object" if e.object is not None else "target"
+        thing = self.thing(e)
+        thing_role = self.thing_role(e)
         if agent_node is not None:
             if thing is None and depth:
                 raise Reject("no-reference")
             d_agent, d_obj = 0, depth
         else:
             d_agent, d_obj = _split(self.rng, depth, 2) if thing is not None else (depth, 0)
+            # depth goes only where a reference narrows something (a label shared by several objects)
+            if d_agent and self.plain.get(agent, False) and thing is not None:
+                d_agent, d_obj = 0, depth
+            elif d_obj and self.plain.get(thing, False):
+                d_agent, d_obj = depth, 0
         n0 = len(b.nodes)
         ins: list[int] = []
         roles: list[str] = []
+        # a participant's reference must not lean on the event being mentioned ("the person who
+        # walked to the door was walking to the door")
+        saved = self.avoid_edges
+        self.avoid_edges = saved | self.twins.get(eid, {eid})
         try:
             if source is None:
                 source = b.add("actions" if is_act else "relations")
@@ -258,26 +350,21 @@ class Sampler:
         except (Reject, ExecError):
             b.truncate(n0)
             raise
-        if is_act:
-            v = e.verb
-            ph = {"past": f"{a_phrase} {with_object(past(v), v, o_phrase)}",
-                  "prog": f"{a_phrase} was {with_object(gerund(v), v, o_phrase)}",
-                  "base": with_object(clean(v), v, o_phrase), "ger": with_object(gerund(v), v, o_phrase)}
-        else:
-            ph = {"past": f"{a_phrase} was {clean(e.predicate)} {o_phrase}",
-                  "prog": f"{a_phrase} was {clean(e.predicate)} {o_phrase}",
-                  "base": f"be {clean(e.predicate)} {o_phrase}", "ger": f"being {clean(e.predicate)} {o_phrase}"}
-        return u, ph
+        finally:
+            self.avoid_edges = saved
+        return u, self.event_phrases(e, a_phrase, o_phrase)
 
     def anchor(self, b: Builder, depth: int, exclude: frozenset = frozenset(),
                modes: tuple[str, ...] = ("before", "after", "while")) -> tuple[int, str, str]:
         """A localize node on a uniquely mentioned event (2 + ``depth`` steps); returns (node, phrase, mode)."""
         ctx = self.ctx
         mode = self._pick(modes)
-        pool = self._memo(("anchor-pool", mode), lambda: [i for i in ctx.actions if self.mentionable[i]]
-                          + (list(ctx.relations) if mode == "while" else []))
-        if exclude:
-            pool = [i for i in pool if i not in exclude]
+        pool = self._memo(("anchor-pool", mode, depth > 0), lambda: [
+            i for i in (list(ctx.actions) + (list(ctx.relations) if mode == "while" else []))
+            if self._mention_ok(i, depth > 0)])
+        bad = exclude | self.avoid_edges
+        if bad:
+            pool = [i for i in pool if i not in bad]
         for _ in range(3):
             eid = self._pick(pool)
             n0 = len(b.nodes)
@@ -288,17 +375,38 @@ class Sampler:
                 b.truncate(n0)
                 continue
             clause = ph["prog"] if mode == "while" else ph["past"]
-            self.avoid_edges.add(eid)  # references must not restate the anchor event
+            self.anchor_events |= self.twins.get(eid, {eid})  # references must not restate the anchor
             return w, self.ph["anchors"][mode].format(event=clause), mode
         raise Reject("no-anchor")
 
-    def _maybe_anchor(self, b: Builder, extra: int, p: float = 0.4) -> tuple[int | None, str, int]:
+    def _mention_ok(self, eid: str, deep: bool) -> bool:
+        """Whether an event can be mentioned uniquely with no reference (``deep`` False: every
+        participant by its own label) or needs one (``deep``: some participant's label is shared)."""
+        e = self.ctx.events[eid]
+        is_act = isinstance(e, Action)
+        agent = e.agent if is_act else e.subject
+        th = self.thing(e)
+        if not (self.mentionable[eid] if is_act else self.rel_mentionable[eid]):
+            return False
+        if not deep:
+            named = [x for x in (th, agent if self.plain.get(agent, False) else None) if x]
+            return all(self.plain.get(x, False) for x in named) and (not is_act or self.mentionable_any[eid]
+                                                                     or self.plain.get(agent, False))
+        return any(not self.plain.get(x, True) for x in (th, agent) if x)
+
+    def _maybe_anchor(self, b: Builder, extra: int, p: float = ANCHOR_P) -> tuple[int | None, str, int]:
         """Spend 2+ of ``extra`` steps on an anchor with probability ``p``; returns (node, phrase, left)."""
-        if extra >= 2 and self.rng.random() < p:
+        if extra >= 2 and (self.force_anchor or self.rng.random() < p):
             d = self.rng.randrange(0, min(extra - 2, 1) + 1)
             w, phrase, _ = self.anchor(b, d)
             return w, phrase, extra - 2 - d
         return None, "", extra
+
+    def _also(self, values) -> set[str]:
+        out: set[str] = set()
+        for v in values:
+            out |= related_words(v)
+        return out
 
     # -- question types ------------------------------------------------------------------------
     def sample(self, qtype: str, steps: int, want: str | None = None) -> Candidate:
@@ -307,9 +415,14 @@ class Sampler:
             raise Reject("too-few-steps-for-type")
         b = Builder(self.ctx)
         self.avoid_edges = set()
+        self.anchor_events = set()
+        self._ref_nodes = []
         cand = _BY_TYPE[qtype](self, b, steps, want)
         if b.steps() != steps:
             raise Reject("step-mismatch")
+        live = {id(n): i for i, n in enumerate(b.nodes)}
+        cand.ref_nodes = [live[id(n)] for n in self._ref_nodes if id(n) in live and b.nodes[live[id(n)]] is n]
+        cand.anchored = any(n["op"] == "localize" for n in b.nodes)
         return cand
 
     def _core(self, a: str | None, b: str | None, label: str | None = None) -> None:
@@ -318,7 +431,7 @@ class Sampler:
             if label is not None and event_label(e) != label:
                 continue
             if b in (role_of(e, "agent"), e.object, getattr(e, "target", None)):
-                self.avoid_edges.add(e.id)
+                self._mark_asked([e.id])
 
     def _memo(self, key: tuple, build):
         """A per-graph cache of candidate lists (they depend only on the graph and the key)."""
@@ -328,40 +441,67 @@ class Sampler:
         return got
 
     def _plain_ok(self, oid: str | None, depth: int) -> bool:
-        return oid is not None and (depth > 0 or self.plain.get(oid, False))
+        """Whether ``oid`` can be mentioned with ``depth`` reference steps: plainly only when its
+        label is unique, by a reference only when it is not (a reference must narrow something)."""
+        if oid is None:
+            return False
+        plain = self.plain.get(oid, False)
+        return plain if depth == 0 else not plain
+
+    def _window_events(self, w_node: int | None, b: Builder) -> set[str] | None:
+        if w_node is None:
+            return None
+        w = b.values[w_node]
+        return {i for i, e in self.ctx.events.items() if in_window(e, w)}
 
     def _q_attribute(self, b, n, want):
         ctx = self.ctx
-        w, anchor, extra = self._maybe_anchor(b, n - 1, 0.5)
-        pool = [o for o in self.attr_objects if self._plain_ok(o, extra)]
+        # a window matters only for an attribute that changes over the video (a door opened)
+        varying = self._memo(("attr-varying",), lambda: [
+            o for o in self.attr_objects if len({a.value for a in ctx.objects[o].attributes}) > len(
+                {a.name for a in ctx.objects[o].attributes})])
+        w, anchor, extra = self._maybe_anchor(b, n - 1) if varying else (None, "", n - 1)
+        pool = [o for o in (varying if w is not None else self.attr_objects) if self._plain_ok(o, extra)]
         oid = self._pick(pool)
         attrs = ctx.objects[oid].attributes
+        names = [a.name for a in attrs]
         if w is None:  # without a window, only attributes with one value over the video can be asked
-            names = [a.name for a in attrs]
             attrs = [a for a in attrs if names.count(a.name) == 1]
+        else:
+            attrs = [a for a in attrs if names.count(a.name) > 1]
         attr = self._pick(attrs)
         oi, ophrase = self.refer(b, oid, extra, avoid_attr=attr.name)
         q = b.add("query_attr", [oi] + ([w] if w is not None else []), name=attr.name)
         name = clean(attr.name)
         answer = b.values[q]
-        question = self._fill("attribute", attr=name, obj=ophrase, anchor=anchor)
-        conflicts = self._memo(("c-attr", attr.name), lambda: [
-            a.value for o in ctx.graph.objects for a in o.attributes if a.name == attr.name])
-        return Candidate("attribute", "attribute", b, question, answer, f"value:{attr.name}",
-                         {"attr": name, "obj": ophrase}, conflicts)
+        person = oid in self.persons and name in ("color", "colour", "shirt", "shirt color")
+        variant = "attribute_person" if person else "attribute"
+        question = self._fill(variant, attr=name, obj=ophrase, anchor=anchor)
+        same_sort = [o for o in ctx.graph.objects if (o.id in self.persons) == (oid in self.persons)]
+        conflicts = self._memo(("c-attr", attr.name, person), lambda: [
+            clean(a.value) for o in same_sort for a in o.attributes if a.name == attr.name])
+        also = self._also(clean(a.value) for a in ctx.objects[oid].attributes if a.name == attr.name)
+        return Candidate("attribute", variant, b, question, answer, f"value:{attr.name}",
+                         {"attr": name, "obj": ophrase}, conflicts, also)
 
     def _q_relation(self, b, n, want):
         ctx = self.ctx
         variant = self._pick(("relation_object", "relation_object", "relation_subject", "relation_predicate"))
-        w, anchor, extra = self._maybe_anchor(b, n - 1)
+        # a window is only worth building where the asked edge is ambiguous over the whole video
+        fan_key = {"relation_object": "rs", "relation_subject": "ro"}.get(variant)
+        can_window = self._memo(("rel-win", variant), lambda: any(
+            (self.fan[(fan_key, e.subject if fan_key == "rs" else e.object, e.predicate)] if fan_key
+             else self.pair[("r", e.subject, e.object)]) > 1 for e in ctx.graph.relations))
+        w, anchor, extra = self._maybe_anchor(b, n - 1) if can_window else (None, "", n - 1)
         src = [w] if w is not None else []
+        inw = self._window_events(w, b)
+        rels = [i for i in ctx.relations if i not in self.anchor_events and (inw is None or i in inw)]
         if variant == "relation_predicate":
             ds, do = _split(self.rng, extra, 2)
-            r = ctx.events[self._pick(self._memo(("rp", ds > 0, do > 0, w is None), lambda: [
-                i for i in ctx.relations if self._plain_ok(ctx.events[i].subject, ds)
-                                       and self._plain_ok(ctx.events[i].object, do)
-                                       and (w is not None or self.pair[("r", ctx.events[i].subject,
-                                                                         ctx.events[i].object)] == 1)]))]
+            r = ctx.events[self._pick([
+                i for i in rels if self._plain_ok(ctx.events[i].subject, ds)
+                and self._plain_ok(ctx.events[i].object, do)
+                and (self.pair[("r", ctx.events[i].subject, ctx.events[i].object)] == 1) == (w is None)])]
             self._core(r.subject, r.object)
             si, sphrase = self.refer(b, r.subject, ds)
             oi, ophrase = self.refer(b, r.object, do, avoid=frozenset({r.subject}))
@@ -371,13 +511,15 @@ class Sampler:
             q = b.add("query", [u], field="predicate")
             question = self._fill(variant, subj=sphrase, obj=ophrase, anchor=anchor)
             conflicts = self._memo(("c-pred",), lambda: sorted({clean(ctx.events[i].predicate) for i in ctx.relations}))
+            also = self._also(clean(ctx.events[i].predicate) for i in ctx.relations
+                              if ctx.events[i].subject == r.subject and ctx.events[i].object == r.object)
             return Candidate("relation", variant, b, question, b.values[q], "predicate",
-                             {"subj": sphrase, "obj": ophrase}, conflicts)
+                             {"subj": sphrase, "obj": ophrase}, conflicts, also, (None, ctx.objects[r.object].label),
+                             asked=(r.id,))
         if variant == "relation_object":
-            r = ctx.events[self._pick(self._memo(("ro", extra > 0, w is None), lambda: [
-                i for i in ctx.relations if self._plain_ok(ctx.events[i].subject, extra)
-                                       and (w is not None or self.fan[("rs", ctx.events[i].subject,
-                                                                        ctx.events[i].predicate)] == 1)]))]
+            r = ctx.events[self._pick([
+                i for i in rels if self._plain_ok(ctx.events[i].subject, extra)
+                and (self.fan[("rs", ctx.events[i].subject, ctx.events[i].predicate)] == 1) == (w is None)])]
             pred = clean(r.predicate)
             self._core(r.subject, r.object, r.predicate)
             si, sphrase = self.refer(b, r.subject, extra)
@@ -387,12 +529,14 @@ class Sampler:
             question = self._fill(variant, subj=sphrase, pred=pred, anchor=anchor)
             conflicts = self._memo(("c-ro", r.predicate), lambda: sorted({
                 ctx.label(ctx.events[i].object) for i in ctx.relations if ctx.events[i].predicate == r.predicate}))
+            rel_preds = related_words(pred)
+            also = self._also(ctx.label(ctx.events[i].object) for i in ctx.relations
+                              if ctx.events[i].subject == r.subject and clean(ctx.events[i].predicate) in rel_preds)
             return Candidate("relation", variant, b, question, b.values[q], "label",
-                             {"subj": sphrase, "pred": pred}, conflicts)
-        r = ctx.events[self._pick(self._memo(("rs", extra > 0, w is None), lambda: [
-            i for i in ctx.relations if self._plain_ok(ctx.events[i].object, extra)
-                                   and (w is not None or self.fan[("ro", ctx.events[i].object,
-                                                                    ctx.events[i].predicate)] == 1)]))]
+                             {"subj": sphrase, "pred": pred}, conflicts, also, (r.predicate, "object"), asked=(r.id,))
+        r = ctx.events[self._pick([
+            i for i in rels if self._plain_ok(ctx.events[i].object, extra)
+            and (self.fan[("ro", ctx.events[i].object, ctx.events[i].predicate)] == 1) == (w is None)])]
         pred = clean(r.predicate)
         self._core(r.subject, r.object, r.predicate)
         oi, ophrase = self.refer(b, r.object, extra)
@@ -401,52 +545,69 @@ class Sampler:
         q = b.add("query", [u], field="label")
         if b.values[u] in self.persons and is_person_label(ctx.objects[b.values[u]].label):
             raise Reject("trivial-answer")  # "who is sitting on the chair?" -> "person" says nothing
-        wh = "Who" if b.values[u] in self.persons else "What"
-        question = self._fill(variant, Wh=wh, pred=pred, obj=ophrase, anchor=anchor)
+        person = b.values[u] in self.persons
+        question = self._fill(variant, Wh="Who" if person else "What", cat="person" if person else "object",
+                              pred=pred, obj=ophrase, anchor=anchor)
         conflicts = self._memo(("c-rs", r.predicate), lambda: sorted({
             ctx.label(ctx.events[i].subject) for i in ctx.relations if ctx.events[i].predicate == r.predicate}))
+        rel_preds = related_words(pred)
+        also = self._also(ctx.label(ctx.events[i].subject) for i in ctx.relations
+                          if ctx.events[i].object == r.object and clean(ctx.events[i].predicate) in rel_preds)
         return Candidate("relation", variant, b, question, b.values[q], "label", {"obj": ophrase, "pred": pred},
-                         conflicts)
+                         conflicts, also, (None, None), asked=(r.id,))
 
     def _q_action(self, b, n, want):
         ctx = self.ctx
         variant = self._pick(("action_object", "action_verb"))
-        w, anchor, extra = self._maybe_anchor(b, n - 1)
+        can_window = self._memo(("act-win", variant), lambda: any(
+            (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] if variant == "action_object"
+             else self.pair[("a", ctx.events[i].agent, ctx.events[i].object)]) > 1 for i in self.obj_actions))
+        w, anchor, extra = self._maybe_anchor(b, n - 1) if can_window else (None, "", n - 1)
         src = [w] if w is not None else []
+        inw = self._window_events(w, b)
+        obj_acts = [i for i in self.obj_actions if i not in self.anchor_events and (inw is None or i in inw)]
         if variant == "action_object" and extra == 0 and not any(self.plain.get(a) for a in self.agents):
-            a = ctx.events[self._pick(self.obj_actions)]
+            a = ctx.events[self._pick(obj_acts)]
             acts = b.add("actions", src)
             f = b.add("filter_events", [acts], label=a.verb, roles=[])
             u = b.add_node("unique", [f], {})
             q = b.add("query", [u], field="object")
-            prep = object_preposition(a.verb)
-            question = self._fill("action_any", verb=clean(a.verb), prep=f" {prep}" if prep else "", anchor=anchor)
+            fr = verb_frame(a.verb)
+            question = self._fill("action_any", fr.passive, verb=ctx.verb(a.verb), prep=_prep(a.verb),
+                                  participle=participle(a.verb), past=past(a.verb), anchor=anchor)
+            self._mark_asked([a.id])
             conflicts = self._memo(("c-obj",), lambda: sorted({ctx.label(ctx.events[i].object) for i in self.obj_actions}))
+            rel = related_words(clean(a.verb))
+            also = self._also(ctx.label(ctx.events[i].object) for i in self.obj_actions
+                              if clean(ctx.events[i].verb) in rel)
             return Candidate("action", "action_any", b, question, b.values[q], "label",
-                             {"agent": "someone", "past": past(a.verb) + (f" {prep}" if prep else "")}, conflicts)
+                             {"agent": "someone", "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
+                             (a.verb, "object"), asked=(a.id,))
         if variant == "action_object":
-            a = ctx.events[self._pick(self._memo(("ao", extra > 0, w is None), lambda: [
-                i for i in self.obj_actions if self._plain_ok(ctx.events[i].agent, extra)
-                                       and (w is not None or self.fan[("ao", ctx.events[i].agent,
-                                                                        ctx.events[i].verb)] == 1)]))]
+            a = ctx.events[self._pick([
+                i for i in obj_acts if self._plain_ok(ctx.events[i].agent, extra)
+                and (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] == 1) == (w is None)])]
             self._core(a.agent, a.object, a.verb)
             ai, aphrase = self.refer(b, a.agent, extra)
             h = b.add("hop", [ai] + src, kind="action", label=a.verb, **{"from": "agent", "to": "object"})
             u = b.add_node("unique", [h], {})
             q = b.add("query", [u], field="label")
-            prep = object_preposition(a.verb)
-            question = self._fill(variant, agent=aphrase, verb=clean(a.verb), prep=f" {prep}" if prep else "",
-                                  anchor=anchor)
+            fr = verb_frame(a.verb)
+            question = self._fill(variant, fr.passive, agent=aphrase, verb=ctx.verb(a.verb), prep=_prep(a.verb),
+                                  participle=participle(a.verb), past=past(a.verb), anchor=anchor)
             conflicts = self._memo(("c-ao", a.verb), lambda: sorted({
                 ctx.label(ctx.events[i].object) for i in self.obj_actions if ctx.events[i].verb == a.verb}))
+            rel = related_words(clean(a.verb))
+            also = self._also(ctx.label(ctx.events[i].object) for i in self.obj_actions
+                              if ctx.events[i].agent == a.agent and clean(ctx.events[i].verb) in rel)
             return Candidate("action", variant, b, question, b.values[q], "label",
-                             {"agent": aphrase, "past": past(a.verb) + (f" {prep}" if prep else "")}, conflicts)
+                             {"agent": aphrase, "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
+                             (a.verb, "object"), asked=(a.id,))
         da, do = _split(self.rng, extra, 2)
-        a = ctx.events[self._pick(self._memo(("av", da > 0, do > 0, w is None), lambda: [
-            i for i in self.obj_actions if self._plain_ok(ctx.events[i].agent, da)
-                                   and self._plain_ok(ctx.events[i].object, do)
-                                   and (w is not None or self.pair[("a", ctx.events[i].agent,
-                                                                     ctx.events[i].object)] == 1)]))]
+        a = ctx.events[self._pick([
+            i for i in obj_acts if self._plain_ok(ctx.events[i].agent, da)
+            and self._plain_ok(ctx.events[i].object, do)
+            and (self.pair[("a", ctx.events[i].agent, ctx.events[i].object)] == 1) == (w is None)])]
         self._core(a.agent, a.object)
         ai, aphrase = self.refer(b, a.agent, da)
         oi, ophrase = self.refer(b, a.object, do, avoid=frozenset({a.agent}))
@@ -455,9 +616,11 @@ class Sampler:
         u = b.add_node("unique", [f], {})
         q = b.add("query", [u], field="verb")
         question = self._fill(variant, agent=aphrase, obj=ophrase, anchor=anchor)
-        conflicts = self._memo(("c-verb",), lambda: sorted({clean(ctx.events[i].verb) for i in ctx.actions}))
+        conflicts = self._memo(("c-verb",), lambda: sorted({ctx.verb(ctx.events[i].verb) for i in ctx.actions}))
+        also = self._also(ctx.verb(ctx.events[i].verb) for i in ctx.actions
+                          if ctx.events[i].agent == a.agent and self.thing(ctx.events[i]) == a.object)
         return Candidate("action", variant, b, question, b.values[q], "verb", {"agent": aphrase, "obj": ophrase},
-                         conflicts)
+                         conflicts, also, (None, ctx.objects[a.object].label), asked=(a.id,))
 
     def _q_temporal(self, b, n, want):
         ctx = self.ctx
@@ -465,13 +628,16 @@ class Sampler:
         sel = "last" if mode == "before" else "first"
         key = f"temporal_{mode}"
         da, de = _split(self.rng, max(n - 4, 0), 2)
-        # _plain_ok depends on a depth only through depth > 0: so does this list
+        # an agent filter narrows only where several people act
         agents = self._memo(("t-agents", da > 0, de > 0), lambda: [
-            a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, da)
+            a for a, evs in self.acts_by_agent.items() if len(self.acts_by_agent) >= 2 and len(evs) >= 2
+            and self._plain_ok(a, da)
             and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)])
         if n == 3 or not agents or self.rng.random() < 0.3:
-            ei, ph = self.mention_event(b, self._pick(self._memo(("mentionable",), lambda: [
-                i for i in ctx.actions if self.mentionable[i]])), n - 3)
+            pool = self._memo(("t-mention", n > 3), lambda: [i for i in ctx.actions if self._mention_ok(i, n > 3)])
+            eid = self._pick(pool)
+            ei, ph = self.mention_event(b, eid, n - 3)
+            self.anchor_events |= self.twins.get(eid, {eid})
             w = b.add("localize", [ei], mode=mode)
             acts = b.add("actions", [w])
             s = b.add(sel, [acts])
@@ -479,25 +645,61 @@ class Sampler:
             question = self._fill(f"{key}_any", event=ph["past"])
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
-                             conflicts)
+                             conflicts, self._also([b.values[q]]), asked=(b.values[s],))
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, da)
         anchors = [i for i in self.acts_by_agent[agent]
                    if self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or agent, de)]
-        ei, ph = self.mention_event(b, self._pick(anchors), de, agent_node=ai, agent_phrase="they")
+        eid = self._pick(anchors)
+        ei, ph = self.mention_event(b, eid, de, agent_node=ai, agent_phrase="")
+        self.anchor_events |= self.twins.get(eid, {eid})
         w = b.add("localize", [ei], mode=mode)
         acts = b.add("actions", [w])
         f = b.add("filter_events", [acts, ai], roles=["agent"])
         s = b.add(sel, [f])
         q = b.add("query", [s], field="action")
-        question = self._fill(key, agent=aphrase, event=ph["past"])
+        question = self._fill(key, agent=aphrase, event=ph["ger"])
         conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in self.acts_by_agent[agent]])
-        return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts)
+        return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts,
+                         self._also([b.values[q]]), asked=(b.values[s],))
+
+    def _q_ordinal_anchored(self, b, n):
+        """The k-th event in a window: "What was the second thing that happened after ...?" (3
+        steps), or the k-th object a verb was done to in it (4 steps)."""
+        ctx = self.ctx
+        w, anchor, extra = self._maybe_anchor(b, 2, p=1.0)
+        acts = b.add("actions", [w])
+        evs = list(b.values[acts])
+        if n == 3:
+            # k >= 2: the first one after / last one before an event is a temporal question
+            ks = list(range(2, min(len(evs), 5) + 1))
+            k = self._pick(ks)
+            s, ordw = b.add("nth", [acts], k=k), ordinal(k)
+            q = b.add("query", [s], field="action")
+            question = self._fill("ordinal_any", ord=ordw, anchor=anchor)
+            conflicts = [ctx.action_phrase(i) for i in evs]
+            return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
+                             self._also([b.values[q]]), asked=(b.values[s],))
+        verbs = sorted({ctx.events[i].verb for i in evs if i in set(self.obj_actions)})
+        verb = self._pick([v for v in verbs if sum(1 for i in evs if ctx.events[i].verb == v) >= 1])
+        sub = [i for i in evs if ctx.events[i].verb == verb]
+        f = b.add("filter_events", [acts], label=verb, roles=[])
+        ks = [k for k in range(1, min(len(sub), 4) + 1) if k > len(evs) or sub[k - 1] != evs[k - 1]]
+        k = self._pick(ks)
+        s, ordw = b.add("nth", [f], k=k), ordinal(k)
+        q = b.add("query", [s], field="object")
+        question = self._fill("ordinal_verb", ord=ordw, past=past(verb), prep=_prep(verb), anchor=anchor)
+        conflicts = [ctx.label(ctx.events[i].object) for i in self.obj_actions if ctx.events[i].verb == verb]
+        return Candidate("ordinal", "ordinal_verb", b, question, b.values[q], "label", {
+            "ord": ordw, "past": past(verb) + _prep(verb)}, conflicts, self._also([b.values[q]]),
+            (verb, "object"), asked=(b.values[s],))
 
     def _q_ordinal(self, b, n, want):
         ctx = self.ctx
+        if n in (3, 4) and (len(self.acts_by_agent) < 2 or self.rng.random() < 0.5):
+            return self._q_ordinal_anchored(b, n)
         if n == 1:
-            if not ctx.actions:
+            if len(ctx.actions) < 2:
                 raise Reject("no-candidate")
             acts = b.add_node("actions", [], {})
             k = self.rng.randrange(1, min(len(ctx.actions), 5) + 1)
@@ -506,31 +708,39 @@ class Sampler:
             else:
                 s, ordw = b.add("nth", [acts], k=k), ordinal(k)
             q = b.add("query", [s], field="action")
-            question = self._fill("ordinal_any", ord=ordw)
+            question = self._fill("ordinal_any", ord=ordw, anchor=" in the video")
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
-            return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts)
+            return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
+                             self._also([b.values[q]]), asked=(b.values[s],))
         agents = self._memo(("o-agents", n > 2), lambda: [
-            a for a, evs in self.acts_by_agent.items() if len(evs) >= 2 and self._plain_ok(a, n - 2)])
-        if n == 2 and (not agents or self.rng.random() < 0.3):
-            verb = self._pick(sorted({ctx.events[i].verb for i in self.obj_actions}))
+            a for a, evs in self.acts_by_agent.items() if len(self.acts_by_agent) >= 2 and len(evs) >= 2
+            and self._plain_ok(a, n - 2)])
+        if n == 2 and (not agents or self.rng.random() < 0.4):
+            verbs = self._memo(("o-verbs",), lambda: sorted(
+                v for v in {ctx.events[i].verb for i in self.obj_actions}
+                if 2 <= sum(1 for i in self.obj_actions if ctx.events[i].verb == v) < len(ctx.actions)))
+            verb = self._pick(verbs)
             evs = [i for i in self.obj_actions if ctx.events[i].verb == verb]
             acts = b.add_node("actions", [], {})
             f = b.add("filter_events", [acts], label=verb, roles=[])
-            k = self.rng.randrange(1, min(len(evs), 4) + 1)
+            # a k where the verb filter matters (the k-th pick-up is not the k-th action)
+            ks = [k for k in range(1, min(len(evs), 4) + 1) if evs[k - 1] != ctx.actions[k - 1]]
+            k = self._pick(ks)
             s, ordw = b.add("nth", [f], k=k), ordinal(k)
             q = b.add("query", [s], field="object")
-            prep = object_preposition(verb)
-            question = self._fill("ordinal_verb", ord=ordw, past=past(verb), prep=f" {prep}" if prep else "")
+            question = self._fill("ordinal_verb", ord=ordw, past=past(verb), prep=_prep(verb), anchor="")
             conflicts = [ctx.label(ctx.events[i].object) for i in evs]
-            return Candidate("ordinal", "ordinal_verb", b, question, b.values[q], "label", {"ord": ordw,
-                             "past": past(verb) + (f" {prep}" if prep else "")}, conflicts)
+            return Candidate("ordinal", "ordinal_verb", b, question, b.values[q], "label", {
+                "ord": ordw, "past": past(verb) + _prep(verb)}, conflicts, self._also([b.values[q]]),
+                (verb, "object"), asked=(b.values[s],))
         agent = self._pick(agents)
         evs = self.acts_by_agent[agent]
         ai, aphrase = self.refer(b, agent, n - 2)
         acts = b.add_node("actions", [], {})
         f = b.add("filter_events", [acts, ai], roles=["agent"])
-        k = self.rng.randrange(1, min(len(evs), 5) + 1)
-        if k == len(evs) and self.rng.random() < 0.5:
+        ks = [k for k in range(1, min(len(evs), 5) + 1) if evs[k - 1] != ctx.actions[k - 1]]
+        k = self._pick(ks)
+        if k == len(evs) and evs[-1] != ctx.actions[-1] and self.rng.random() < 0.5:
             s, ordw = b.add("last", [f]), "last"
         else:
             s, ordw = b.add("nth", [f], k=k), ordinal(k)
@@ -538,24 +748,36 @@ class Sampler:
         question = self._fill("ordinal", agent=aphrase, ord=ordw)
         conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in evs])
         return Candidate("ordinal", "ordinal", b, question, b.values[q], "action", {"agent": aphrase, "ord": ordw},
-                         conflicts)
+                         conflicts, self._also([b.values[q]]), asked=(b.values[s],))
 
     def _q_counting(self, b, n, want):
         """``want`` here is the set of answers the bucket has too many of (avoided when possible)."""
         ctx = self.ctx
         avoid = want or frozenset()
         if n == 1:
-            labels = sorted(ctx.by_label)
+            labels = sorted(lab for lab in ctx.by_label if noun_info(lab).countable)
             good = [lab for lab in labels if str(len(ctx.by_label[lab])) not in avoid]
             lab = self._pick(good or labels)
             i = b.add("objects", label=lab)
             c = b.add("count", [i])
             question = self._fill("counting_label", plural=plural(lab))
             return Candidate("counting", "counting_label", b, question, str(b.values[c]), "count",
-                             {"plural": plural(lab), "label": clean(lab)})
+                             {"plural": plural(lab), "label": noun_info(lab).noun})
+        if n == 3 and self.rng.random() < 0.5:
+            # how many things happened in a window (localize + its event + count)
+            w, anchor, _ = self._maybe_anchor(b, 2, p=1.0)
+            acts = b.add("actions", [w])
+            c = b.add("count", [acts])
+            if b.values[c] == len(ctx.actions):
+                raise Reject("no-op-window")
+            self._mark_asked(b.values[acts])
+            question = self._fill("counting_window", anchor=anchor)
+            return Candidate("counting", "counting_window", b, question, str(b.values[c]), "count",
+                             {"agent": "someone"}, asked=tuple(b.values[acts]))
         variant = self._pick(("counting_events", "counting_objects"))
         w, anchor, extra = self._maybe_anchor(b, n - 2)
         src = [w] if w is not None else []
+        # an agent filter narrows only where several people act
         agents = self._memo(("c-agents", extra > 0), lambda: [a for a in self.agents if self._plain_ok(a, extra)])
         if not agents or self.rng.random() < 0.25:
             if extra:
@@ -566,37 +788,46 @@ class Sampler:
             self.rng.shuffle(verbs)
             acts = b.add("actions", src)
             n0 = len(b.nodes)
-            for verb in verbs[:6]:
+            for verb in verbs[:8]:
                 b.truncate(n0)
                 f = b.add("filter_events", [acts], label=verb, roles=[])
                 c = b.add("count", [f])
-                if str(b.values[c]) not in avoid:
+                k = b.values[c]
+                # the verb filter and the window must each change the count
+                if k == len(b.values[acts]) or (w is not None and k == sum(
+                        1 for i in ctx.actions if ctx.events[i].verb == verb)):
+                    continue
+                if str(k) not in avoid:
                     break
-            question = self._fill("counting_any", something=verb_something(verb),
-                                  anchor=anchor)
+            self._mark_asked(b.values[f])
+            question = self._fill("counting_any", something=verb_something(verb), anchor=anchor)
             return Candidate("counting", "counting_any", b, question, str(b.values[c]), "count",
-                             {"agent": "someone"})
+                             {"agent": "someone"}, asked=tuple(b.values[f]))
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, extra)
-        verbs = sorted({ctx.events[i].verb for i in (ctx.actions if variant == "counting_events" else self.obj_actions)}
-                       | set(self.verb_pool))
+        pool = ctx.actions if variant == "counting_events" else self.thing_actions
+        verbs = sorted({ctx.events[i].verb for i in pool} | set(self.verb_pool))
+        if variant == "counting_objects":
+            verbs = [v for v in verbs if not verb_frame(v).intransitive]
         if not verbs:
             raise Reject("no-candidate")
         self.rng.shuffle(verbs)
         n0 = len(b.nodes)
-        for verb in verbs[:6]:
+        for verb in verbs[:8]:
             b.truncate(n0)
             if variant == "counting_events":
                 acts = b.add("actions", src)
                 f = b.add("filter_events", [acts, ai], label=verb, roles=["agent"])
             else:
-                f = b.add("hop", [ai] + src, kind="action", label=verb, **{"from": "agent", "to": "object"})
+                # the thing a verb is done to sits in its frame's role ("walk to" the table: target)
+                f = b.add("hop", [ai] + src, kind="action", label=verb,
+                          **{"from": "agent", "to": verb_frame(verb).thing})
             c = b.add("count", [f])
             if str(b.values[c]) not in avoid:
                 break
-        prep = object_preposition(verb)
-        question = self._fill(variant, agent=aphrase, verb=clean(verb), something=verb_something(verb),
-                              prep=f" {prep}" if prep else "", anchor=anchor)
+        fr = verb_frame(verb)
+        question = self._fill(variant, agent=aphrase, verb=ctx.verb(verb), something=verb_something(verb),
+                              prep=_prep(verb) if fr.thing == "object" else "", anchor=anchor)
         return Candidate("counting", variant, b, question, str(b.values[c]), "count", {"agent": aphrase})
 
     def _q_existence(self, b, n, want):
@@ -608,18 +839,25 @@ class Sampler:
             if want == "yes":
                 lab = self._pick(present)
             else:
-                lab = self._pick(sorted(set(self.label_pool) - set(ctx.by_label)
-                                        - {x for x in self.label_pool if is_person_label(x)}))
+                have = {noun_info(x).noun for x in ctx.by_label}
+                lab = self._pick(sorted({x for x in self.label_pool if not is_person_label(x)
+                                         and noun_info(x).noun not in have
+                                         and not any(conflicts(noun_info(x).noun, h) for h in have)}))
             i = b.add("objects", label=lab)
             b.add("exists", [i])
-            question = self._fill("existence_label", label=clean(lab))
-            clause = f"there is {article(lab)} {clean(lab)}" if want == "yes" else f"there is no {clean(lab)}"
+            info = noun_info(lab)
+            many = info.plural_only
+            indef = f"any {info.noun}" if (info.mass or many) else indefinite(lab)
+            question = self._fill("existence_label", Be="Are" if many else "Is", indef=indef)
+            be = "are" if many else "is"
+            clause = f"there {be} {indef}" if want == "yes" else f"there {be} no {info.noun}"
             return Candidate("existence", "existence_label", b, question, want, "yesno", {"exists_clause": clause})
         use_rel = bool(ctx.relations) and (not self.obj_actions or self.rng.random() < 0.4)
-        pool = list(ctx.relations) if use_rel else self.obj_actions
+        pool = list(ctx.relations) if use_rel else self.thing_actions
         first_role = "subject" if use_rel else "agent"
         w, anchor, extra = self._maybe_anchor(b, n - 2)
         src = [w] if w is not None else []
+        pool = [i for i in pool if i not in self.anchor_events]
         ds, do = _split(self.rng, extra, 2)
         cands = [i for i in pool if self._plain_ok(role_of(ctx.events[i], first_role), ds)]
         anyone = not cands or (ds == 0 and self.rng.random() < 0.25)
@@ -627,40 +865,60 @@ class Sampler:
             do += ds
             ds = 0
             cands = pool
+        inw = self._window_events(w, b)
+
+        def same_pair(i, j):
+            a, c = ctx.events[i], ctx.events[j]
+            return event_label(a) == event_label(c) and self.thing(a) == self.thing(c) and (
+                anyone or role_of(a, first_role) == role_of(c, first_role))
+
+        if inw is not None:
+            # with a window the window must matter: a "yes" pair also happens outside it, a "no"
+            # pair happens, but only outside it (a compositional "no", true at another time)
+            if want == "yes":
+                cands = [i for i in cands if i in inw and any(j not in inw and same_pair(i, j) for j in pool)]
+            else:
+                cands = [i for i in cands if i not in inw and self._plain_ok(self.thing(ctx.events[i]), do)
+                         and not any(j in inw and same_pair(i, j) for j in pool)]
         e = ctx.events[self._pick(cands)]
         subj = role_of(e, first_role)
         label = event_label(e)
-        obj = e.object
-        if want == "no" or not self._plain_ok(obj, do):
-            # Change the object (or the predicate / verb) to one this subject never pairs with.
-            same = [role_of(ctx.events[i], "object") for i in pool if event_label(ctx.events[i]) == label
+        obj = self.thing(e)
+        role = self.thing_role(e)
+        if want == "no" and inw is None or not self._plain_ok(obj, do):
+            # Change the object (or the verb / predicate) to a plausible one this subject never pairs with.
+            same = [self.thing(ctx.events[i]) for i in pool if event_label(ctx.events[i]) == label
                     and role_of(ctx.events[i], first_role) == subj]
             alts = [o for o in sorted(ctx.objects) if o not in same and o != subj and o not in self.persons
-                    and self._plain_ok(o, do)]
+                    and self._plain_ok(o, do) and self._plausible(label, o)]
             if want == "yes":
                 raise Reject("no-reference")
             if anyone:
-                alts = [o for o in alts if not any(event_label(ctx.events[i]) == label and ctx.events[i].object == o
+                alts = [o for o in alts if not any(event_label(ctx.events[i]) == label and self.thing(ctx.events[i]) == o
                                                    for i in pool)]
             if alts and self.rng.random() < 0.6:
                 obj = self._pick(alts)
             else:
                 pairs = {event_label(ctx.events[i]) for i in pool if role_of(ctx.events[i], first_role) == subj
-                         and ctx.events[i].object == obj}
-                labels = sorted({event_label(ctx.events[i]) for i in pool} - pairs)
+                         and self.thing(ctx.events[i]) == obj}
+                labels = sorted(lab for lab in {event_label(ctx.events[i]) for i in pool} - pairs
+                                if self._plausible(lab, obj) and not any(conflicts(clean(lab), clean(p)) for p in pairs))
                 label = self._pick(labels)
+                if not use_rel:
+                    same_role = [ctx.events[i] for i in pool if event_label(ctx.events[i]) == label]
+                    role = self.thing_role(same_role[0]) if same_role else role
         self._core(subj, obj, label)
-        self._core(subj, e.object, label)
+        self._core(subj, self.thing(e), label)
         if anyone:
             sphrase = "anyone" if subj in self.persons else "anything"
             oi, ophrase = self.refer(b, obj, do)
             base = b.add("relations" if use_rel else "actions", src)
-            f = b.add("filter_events", [base, oi], label=label, roles=["object"])
+            f = b.add("filter_events", [base, oi], label=label, roles=[role])
         else:
             si, sphrase = self.refer(b, subj, ds)
             oi, ophrase = self.refer(b, obj, do, avoid=frozenset({subj}))
             base = b.add("relations" if use_rel else "actions", src)
-            f = b.add("filter_events", [base, si, oi], label=label, roles=[first_role, "object"])
+            f = b.add("filter_events", [base, si, oi], label=label, roles=[first_role, role])
         x = b.add("exists", [f])
         ans = "yes" if b.values[x] else "no"
         if ans != want:
@@ -675,14 +933,17 @@ class Sampler:
                 clause = f"{who} was {'' if ans == 'yes' else 'not '}{clean(label)} {ophrase}{anchor}"
             variant = "existence_relation"
         else:
-            vp = with_object(clean(label), label, ophrase)
-            question = self._fill("existence_event", agent=sphrase, vp=vp, anchor=anchor)
+            obj_p, tgt_p = (ophrase, "") if role == "object" else ("", ophrase)
+            vp = action_words(ctx.verb(label), label, obj_p, tgt_p)
+            vp_ger = action_words(gerund(label), label, obj_p, tgt_p)
+            question = self._fill("existence_event", agent=sphrase, vp=vp, vp_ger=vp_ger, anchor=anchor)
             if anyone:
                 clause = f"{'someone did' if ans == 'yes' else 'no one did'} {vp}{anchor}"
             else:
                 clause = f"{sphrase} {'did' if ans == 'yes' else 'did not'} {vp}{anchor}"
             variant = "existence_event"
-        return Candidate("existence", variant, b, question, ans, "yesno", {"exists_clause": clause})
+        return Candidate("existence", variant, b, question, ans, "yesno", {"exists_clause": " ".join(clause.split())},
+                         asked=tuple(b.values[f]))
 
     def _q_comparison(self, b, n, want):
         ctx = self.ctx
@@ -693,39 +954,39 @@ class Sampler:
             return [i for i in evs if self.mentionable[i] and (self.thing(ctx.events[i]) is None
                                                                 or self._plain_ok(self.thing(ctx.events[i]), d))]
 
-        # _plain_ok depends on a depth only through depth > 0: so do these lists
-        agents = self._memo(("cmp-agents", da > 0, min(d1, d2) > 0), lambda: [
-            a for a, evs in self.acts_by_agent.items() if self._plain_ok(a, da) and len(pool(evs, min(d1, d2))) >= 2])
+        agents = self._memo(("cmp-agents", da > 0, d1 > 0, d2 > 0), lambda: [
+            a for a, evs in self.acts_by_agent.items() if self._plain_ok(a, da) and pool(evs, d1) and pool(evs, d2)
+            and len(set(pool(evs, d1)) | set(pool(evs, d2))) >= 2])
         acts = b.add_node("actions", [], {})
         if agents and self.rng.random() < 0.7:
             agent = self._pick(agents)
-            p1 = pool(self.acts_by_agent[agent], d1)
-            e1 = self._pick(p1)
+            e1 = self._pick(pool(self.acts_by_agent[agent], d1))
             e2 = self._pick([i for i in pool(self.acts_by_agent[agent], d2) if i != e1])
             ai, aphrase = self.refer(b, agent, da)
-            i1, _ = self.mention_event(b, e1, d1, agent_node=ai, agent_phrase=aphrase, source=acts)
-            i2, _ = self.mention_event(b, e2, d2, agent_node=ai, agent_phrase=aphrase, source=acts)
+            i1, ph1 = self.mention_event(b, e1, d1, agent_node=ai, agent_phrase=aphrase, source=acts)
+            i2, ph2 = self.mention_event(b, e2, d2, agent_node=ai, agent_phrase=aphrase, source=acts)
             variant = self._pick(("comparison_first", "comparison_first", "comparison_longer"))
         else:
             p1 = [i for i in pool(ctx.actions, d1 + da) if self.mentionable_any[i]]
             e1 = self._pick(p1)
             e2 = self._pick([i for i in pool(ctx.actions, d2) if self.mentionable_any[i] and i != e1])
-            i1, p1 = self.mention_event(b, e1, d1 + da, source=acts)
-            i2, p2 = self.mention_event(b, e2, d2, source=acts)
+            i1, ph1 = self.mention_event(b, e1, d1 + da, source=acts)
+            i2, ph2 = self.mention_event(b, e2, d2, source=acts)
             aphrase = "someone"
             variant = "comparison_any"
         pa, pb = ctx.action_phrase(e1), ctx.action_phrase(e2)
-        if pa == pb:
+        if pa == pb or conflicts(pa, pb) or e2 in self.twins.get(e1, ()):
             raise Reject("same-phrase")
         c = b.add("choose", [i1, i2], by="longer" if variant == "comparison_longer" else "earlier")
         q = b.add("query", [c], field="action")
         if variant == "comparison_any":
-            question = self._fill(variant, ea=p1["past"], eb=p2["past"])
+            question = self._fill(variant, ea=ph1["past"], eb=ph2["past"])
         else:
-            question = self._fill(variant, agent=aphrase, a=pa, b=pb)
+            question = self._fill(variant, agent=aphrase, a=ph1["base"], b=ph2["base"])
         answer = b.values[q]
         other = pb if answer == pa else pa
-        return Candidate("comparison", variant, b, question, answer, "action", {"agent": aphrase}, [other])
+        return Candidate("comparison", variant, b, question, answer, "action", {"agent": aphrase}, [other],
+                         self._also([answer]), asked=(b.values[c],))
 
 
 _BY_TYPE = {t: getattr(Sampler, f"_q_{t}") for t in TYPES}

@@ -1,0 +1,236 @@
+"""Checks that make a question honest, run on every candidate before it becomes a record (and
+usable on any record with its graph):
+
+- :func:`noop_steps`: each reasoning step must change what the program resolves to. A step is
+  *ablated* (a filter passes its input through, a reference becomes a plain mention of its
+  referent's label, a window becomes the whole video, first / last / nth becomes "the only one")
+  and the program re-run: the step is a no-op when the program still runs and gives the same
+  answer from the same final inputs.
+- :func:`margin_problems`: every order the program decides (first / last / nth, earlier / later,
+  longer, a before / after / while window) must be decided by at least ``margin`` seconds, and
+  no window may be degenerate.
+- :func:`missing_references`: every label, verb, predicate, value, window and ordinal the program
+  uses must be said in the question.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Sequence
+
+from stepkit.reason.lexicon import clean, lexicon, noun_info, ordinal, plural, verb_forms
+from stepkit.reason.ops import _FNS, _STEP, ExecError, GraphContext, Window, op_unique
+
+DEFAULT_MARGIN = 1.0
+_PASS_THROUGH = frozenset({"filter_events", "filter_attr", "except", "intersect"})
+_SELECT = frozenset({"first", "last", "nth", "longest"})
+
+
+def _consumers(program: Sequence[dict[str, Any]]) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in program]
+    for i, n in enumerate(program):
+        for j in n["in"]:
+            out[j].append(i)
+    return out
+
+
+def _run_from(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any]) -> list:
+    vals = list(values[:start])
+    for i in range(start, len(program)):
+        if i in override:
+            vals.append(override[i])
+            continue
+        n = program[i]
+        v, _ = _FNS[n["op"]](ctx, [vals[j] for j in n["in"]], n["args"])
+        vals.append(v)
+    return vals
+
+
+def run_all(program: Sequence[dict[str, Any]], ctx: GraphContext) -> list:
+    """Every node's value (raises :class:`ExecError`)."""
+    return _run_from(program, ctx, [], 0, {})
+
+
+def _outcome(program, vals: list) -> tuple:
+    last = program[-1]
+    return (vals[-1],) + tuple(vals[j] for j in last["in"] if not isinstance(vals[j], Window))
+
+
+def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: list[list[int]]) -> Any:
+    """The value node ``i`` has without its step, or ``KeyError`` when the step defines the question."""
+    n = program[i]
+    op = n["op"]
+    ins = [values[j] for j in n["in"]]
+    if op in _PASS_THROUGH:
+        return ins[0]
+    if op == "hop":
+        out = values[i]
+        if consumers[i] and all(program[c]["op"] == "unique" for c in consumers[i]) and len(out) == 1:
+            last = len(program) - 1
+            if program[last]["op"] == "query" and any(program[last]["in"] == [c] for c in consumers[i]):
+                raise KeyError(op)  # the hop the question asks about: its referent is the answer
+            return ctx.objects_with(ctx.objects[out[0]].label)  # the plain mention of the referent
+        return ins[0]
+    if op == "localize":
+        return Window(0.0, ctx.duration, "all", None)
+    if op in _SELECT:
+        return op_unique(ctx, [ins[0]], {})[0]
+    raise KeyError(op)
+
+
+def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: list | None = None) -> list[int]:
+    """Indices of step nodes whose ablation leaves the program's answer (and final inputs) unchanged."""
+    if values is None:
+        values = run_all(program, ctx)
+    consumers = _consumers(program)
+    want = _outcome(program, values)
+    out = []
+    for i, n in enumerate(program):
+        if not _STEP[n["op"]] or i == len(program) - 1:
+            continue
+        try:
+            v = _ablated_value(i, program, ctx, values, consumers)
+        except KeyError:
+            continue
+        except ExecError:
+            continue  # "the only one" fails: the selection had a choice to make
+        try:
+            vals = _run_from(program, ctx, values, i, {i: v})
+        except ExecError:
+            continue
+        if _outcome(program, vals) == want:
+            out.append(i)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Time margins
+
+
+def _t0(ctx, i):
+    return ctx.events[i].t0
+
+
+def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin: float = DEFAULT_MARGIN,
+                    values: list | None = None) -> list[str]:
+    """Reasons (``order-margin``, ``window-margin``, ``degenerate-window``) this program's time
+    decisions are shaky, empty when every one is decided by at least ``margin`` seconds."""
+    if values is None:
+        values = run_all(program, ctx)
+    if margin <= 0:
+        return []
+    probs: list[str] = []
+    ev = ctx.events
+    for i, n in enumerate(program):
+        op = n["op"]
+        ins = [values[j] for j in n["in"]]
+        if op in ("first", "last", "nth"):
+            chosen = values[i]
+            others = [e for e in ins[0] if e != chosen and e in ev]
+            if others and min(abs(ev[e].t0 - ev[chosen].t0) for e in others) < margin:
+                probs.append("order-margin")
+        elif op == "longest":
+            durs = sorted((ev[e].t1 - ev[e].t0) for e in ins[0])
+            if len(durs) > 1 and durs[-1] - durs[-2] < margin:
+                probs.append("order-margin")
+        elif op in ("choose", "compare_time"):
+            a, b = ev[ins[0]], ev[ins[1]]
+            if n["args"].get("by", "earlier") in ("longer", "shorter"):
+                gap = abs((a.t1 - a.t0) - (b.t1 - b.t0))
+            else:
+                gap = abs(a.t0 - b.t0)
+            if gap < margin:
+                probs.append("order-margin")
+        elif op == "localize":
+            w: Window = values[i]
+            if w.t1 - w.t0 < margin:
+                probs.append("degenerate-window")
+                continue
+            want = _outcome(program, values)
+            # before / after: an action that overlaps the anchor by less than the margin could pass
+            # for one before / after it; one that starts after the anchor ended is after it however
+            # short the gap (the order among the candidates is checked by first / last / nth)
+            if w.mode == "before":
+                shifted = [w._replace(t1=w.t1 + margin)]
+            elif w.mode == "after":
+                shifted = [w._replace(t0=w.t0 - margin)]
+            else:
+                m = min(margin, (w.t1 - w.t0) / 4)
+                shifted = [w._replace(t0=w.t0 - margin, t1=w.t1 + margin), w._replace(t0=w.t0 + m, t1=w.t1 - m)]
+            for s in shifted:
+                try:
+                    got = _outcome(program, _run_from(program, ctx, values, i, {i: s}))
+                except ExecError:
+                    got = None
+                if got != want:
+                    probs.append("window-margin")
+                    break
+    return probs
+
+
+# ----------------------------------------------------------------------------------------------
+# References said in the question
+
+_WINDOW_WORDS = {"before": ("before", "until", "prior to"), "after": ("after", "once", "following", "since"),
+                 "while": ("while", "during", "meanwhile", "as")}
+_FIRST = ("first", "earliest", "right after", "next", "soonest", "immediately after", "just after")
+_LAST = ("last", "latest", "right before", "just before", "final", "immediately before", "most recently")
+_ATTR_WORDS = {"color": ("color", "colour", "shirt", "coloured", "colored"), "size": ("size", "big", "small", "large"),
+               "material": ("material", "made of"), "state": ("state", "open", "closed")}
+
+
+def _has(q: str, words) -> bool:
+    return any(w and w in q and re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", q) for w in words)
+
+
+@lru_cache(maxsize=4096)
+def _verb_words(label: str) -> frozenset[str]:
+    lab = clean(label).lower()
+    return frozenset(set(verb_forms(lab)) | {lab, lab.split(" ")[0]})
+
+
+@lru_cache(maxsize=4096)
+def _noun_words(label: str) -> frozenset[str]:
+    info = noun_info(label)
+    out = {info.noun, plural(label), clean(label).lower()}
+    if info.noun in set(lexicon()["person_labels"]):
+        out |= {"someone", "anyone", "who", "person", "people", "no one"}
+    return frozenset(out)
+
+
+def missing_references(program: Sequence[dict[str, Any]], question: str) -> list[str]:
+    """What the program uses that the question never says (labels, verbs, values, windows, ordinals)."""
+    q = question.lower()
+    miss: list[str] = []
+    for n in program:
+        op, a = n["op"], n["args"]
+        if op == "objects" and a.get("label") is not None:
+            if not _has(q, _noun_words(a["label"])):
+                miss.append(f"object {a['label']}")
+        elif op in ("hop", "filter_events") and a.get("label") is not None:
+            if not _has(q, _verb_words(a["label"])):
+                miss.append(f"{op} {a['label']}")
+        elif op == "filter_attr":
+            if not _has(q, {clean(str(a["value"])).lower()}):
+                miss.append(f"value {a['value']}")
+        elif op == "query_attr":
+            name = clean(a["name"]).lower()
+            if not _has(q, set(_ATTR_WORDS.get(name, ())) | {name}):
+                miss.append(f"attribute {a['name']}")
+        elif op == "localize":
+            if not _has(q, _WINDOW_WORDS.get(a["mode"], (a["mode"],))):
+                miss.append(f"window {a['mode']}")
+        elif op == "nth":
+            k = int(a["k"])
+            if not _has(q, {ordinal(k)} | (set(_FIRST) if k == 1 else set())):
+                miss.append(f"ordinal {k}")
+        elif op == "first" and not _has(q, _FIRST):
+            miss.append("first")
+        elif op == "last" and not _has(q, _LAST):
+            miss.append("last")
+        elif op == "count" and not _has(q, ("how many", "how often", "number of")):
+            miss.append("count")
+        elif op == "choose" and " or " not in q:
+            miss.append("choice")
+    return miss
