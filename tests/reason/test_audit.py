@@ -42,6 +42,12 @@ def _graph(vid: str = "V1") -> STSG:
     return g
 
 
+def _shaky() -> STSG:
+    g = _graph("V2")
+    g.actions.append(Action("a8", "p1", "close", 10.6, 11.4, object="o4"))
+    return g
+
+
 def _rec(rid: str, question: str, program: list, *, options=None, rtype="action", video="V1",
          graph: STSG | None = None) -> QRARecord:
     g = graph or _graph(video)
@@ -160,11 +166,12 @@ def test_each_defect_is_counted(tmp_path):
         # a synonym distractor
         _rec("V1-013", "What size is the cup?", [N("objects", label="cup"), N("unique", [0]), N("query_attr", [1], name="size")],
              options=["tiny", "large", "medium", "huge"], rtype="attribute"),
-        # an order decided by 0.5 s: the first thing after opening the door (walk to, 0.5 s later)
-        _rec("V1-014", "What is the first thing the person did after opening the door?", P_OPEN[:3] + [
+        # an order decided by less than the margin: in video V2 the door is also closed from 10.6 s,
+        # 0.4 s before the opening (10-11 s) ends, so whether that counts as "after" decides the answer
+        _rec("V2-014", "What is the first thing the person did after opening the door?", P_OPEN[:3] + [
              N("unique", [2]), N("localize", [3], mode="after"), N("actions", [4]), N("first", [5]),
              N("query", [6], field="action")], options=["pick up the box", "close the door", "pick up the food"],
-             rtype="temporal"),
+             rtype="temporal", video="V2", graph=_shaky()),
     ]
     # wording: a slash label and a bad plural in the question (the program itself is clean)
     slash = _rec("V1-015", "Which object did the person open, the cup/glass/bottle or the door?", P_OPEN,
@@ -175,7 +182,7 @@ def test_each_defect_is_counted(tmp_path):
     implaus = _rec("V1-017", "What did the person open?", P_OPEN, options=["food", "box", "table"], rtype="object")
     implaus.options = ["door", "food", "sandwich", "table"]
     implaus.answer_index = 0
-    qa, gdir = _write(tmp_path, bad + [slash, plural, implaus], [g])
+    qa, gdir = _write(tmp_path, bad + [slash, plural, implaus], [g, _shaky()])
     rep = audit(qa, gdir)
     assert rep["mismatches"] == 0, rep["examples"]
     assert rep["noop"]["records"] == 1 and rep["noop"]["by_op"] == {"filter_attr": 1}, rep["examples"].get("no-op step")
@@ -184,7 +191,9 @@ def test_each_defect_is_counted(tmp_path):
     assert rep["true_distractors"]["records"] == 2, rep["examples"].get("true distractor")
     got = {e["id"]: e["detail"] for e in rep["examples"]["true distractor"]}
     assert any("touching" in d for d in got["V1-012"]) and any("tiny" in d for d in got["V1-013"])
-    assert rep["under_margin"]["records"] == 1 and rep["under_margin"]["by_kind"] == {"after": 1}
+    assert rep["under_margin"]["records"] == 1 and rep["under_margin"]["by_kind"] == {"after": 1}, \
+        rep["examples"].get("order under margin")
+    assert rep["examples"]["order under margin"][0]["id"] == "V2-014"
     assert rep["text"]["slash_label_records"] == 1
     assert rep["text"]["by_pattern"].get("bad plural") == 1
     ip = rep["implausible_pairs"]
@@ -267,3 +276,17 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     res = CliRunner().invoke(app, ["qa", "audit", str(qa), str(g), "--reference", str(tmp_path / "bad.json")])
     assert res.exit_code == 1 and "STAR" in res.output
+
+
+def test_order_margins():
+    from stepkit.reason.audit import _run, order_margins
+
+    g = GraphContext(_shaky())
+    # the second thing after picking up the cup: the door opening (10 s) vs its closing (10.6 s)
+    prog = [N("actions"), N("objects", label="cup"), N("filter_events", [0, 1], label="pick up", roles=["object"]),
+            N("unique", [2]), N("localize", [3], mode="after"), N("actions", [4]), N("nth", [5], k=2),
+            N("query", [6], field="action")]
+    assert order_margins(prog, _run(prog, g), g, 1.0) == ["nth: decided by 0.60 s"]
+    assert order_margins(prog, _run(prog, g), g, 0.5) == []
+    prog[6] = N("first", [5])  # putting the cup down (5 s) is first by 5 s
+    assert order_margins(prog, _run(prog, g), g, 1.0) == []

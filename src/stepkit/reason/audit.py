@@ -359,6 +359,8 @@ def _run_ablated(program: Sequence[dict[str, Any]], ctx: Any, i: int, how: tuple
             op, arg = how
             if op == "_pass":
                 v = vals[arg]
+            elif op == "_value":
+                v = arg
             elif op == "video":
                 v, _ = _FNS["video"](ctx, [], {})
             elif op == "objects":
@@ -530,10 +532,11 @@ def option_pairs(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any], c
 
 def order_margins(program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any, margin: float) -> list[str]:
     """Orders the program decides by less than ``margin`` seconds, and degenerate windows."""
-    from stepkit.reason.ops import Action, Window
+    from stepkit.reason.ops import ExecError, Window
 
     out = []
     consumers = _consumers(program)
+    base = _outcome(program, vals, ctx)
     for i, n in enumerate(program):
         op = n["op"]
         if op in ("first", "last", "nth") and n.get("in"):
@@ -561,40 +564,42 @@ def order_margins(program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any, 
             anchor = ctx.events.get(w.anchor)
             if anchor is None:
                 continue
-            down = _downstream_events(program, vals, consumers, i, ctx)
-            for e in down:
-                ev = ctx.events[e]
-                state = not isinstance(ev, Action)  # a relation is a state: it need only reach past the anchor
-                if w.mode == "after":
-                    gap = (ev.t1 if state else ev.t0) - anchor.t1
-                elif w.mode == "before":
-                    gap = anchor.t0 - (ev.t0 if state else ev.t1)
-                else:
-                    gap = min(ev.t1, anchor.t1) - max(ev.t0, anchor.t0)  # overlap
-                    if gap <= 0:
-                        out.append(f"while: {e} does not overlap the anchor")
-                    continue
-                if gap < margin:
-                    out.append(f"{w.mode}: {e} is {gap:.2f} s from the anchor")
-                    break
+            # An event wholly after (before) the anchor is after (before) it however short the gap;
+            # what is shaky is one that overlaps the anchor's edge by less than the margin: widen
+            # the window by the margin and see whether the answer changes.
+            wide = w._replace(t0=w.t0 - margin) if w.mode == "after" else w._replace(t1=w.t1 + margin) \
+                if w.mode == "before" else w._replace(t0=w.t0 - margin, t1=w.t1 + margin)
+            try:
+                got = _outcome(program, _run_ablated(program, ctx, i, ("_value", wide)), ctx)
+            except (ExecError, KeyError, IndexError, TypeError, ValueError):
+                got = None
+            if got != base:
+                out.append(f"{w.mode}: an event within {margin} s of the anchor's edge changes the answer")
+                continue
+            if w.mode == "while":
+                at = _resolved_set(program, consumers, i)
+                for e in (vals[at] if at is not None and isinstance(vals[at], tuple) else ()):
+                    ev = ctx.events.get(e)
+                    if ev is not None and e != anchor.id and min(ev.t1, anchor.t1) - max(ev.t0, anchor.t0) <= 0:
+                        out.append(f"while: {e} only touches the anchor")
+                        break
     return out
 
 
-def _downstream_events(program, vals, consumers, i: int, ctx: Any) -> tuple[str, ...]:
-    """The events computed last from node i (what the window's answer rests on)."""
-    seen, stack, best, best_at = set(), [i], (), -1
+_EVENT_SETS = frozenset({"actions", "relations", "filter_events", "during", "except", "intersect", "union"})
+
+
+def _resolved_set(program: Sequence[dict[str, Any]], consumers: list[list[int]], i: int) -> int | None:
+    """Index of the last event set computed from node i (what the window's answer rests on)."""
+    seen, stack, best = set(), [i], None
     while stack:
         k = stack.pop()
         for c in consumers[k]:
-            if c in seen:
-                continue
-            seen.add(c)
-            stack.append(c)
-            v = vals[c]
-            if isinstance(v, str) and v in ctx.events:
-                v = (v,)
-            if isinstance(v, tuple) and v and all(x in ctx.events for x in v) and c > best_at:
-                best, best_at = v, c
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+                if program[c]["op"] in _EVENT_SETS and (best is None or c > best):
+                    best = c
     return best
 
 
