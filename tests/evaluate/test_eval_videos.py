@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -39,15 +40,28 @@ def test_missing_videos_counted_and_named(tmp_path: Path) -> None:
     assert str(root / "v1") in msg and str(root / "v5") in msg and str(root / "v6") not in msg
 
 
+def _bare_names(qa: Path, out: Path) -> Path:
+    """A copy of a Q/R/A file whose records name their videos by file name only."""
+    lines = []
+    for line in qa.read_text().splitlines():
+        d = json.loads(line)
+        d["video"] = Path(d["video"]).name if d.get("video") else None
+        lines.append(json.dumps(d))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "qa.jsonl").write_text("\n".join(lines) + "\n")
+    return out / "qa.jsonl"
+
+
 def test_cli_fails_fast_on_missing_videos(world_split, tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     shutil.copytree(world_split["videos"], partial)
     removed = sorted(partial.glob("*.mp4"))[:2]
     for p in removed:
         p.unlink()
+    qa = _bare_names(world_split["qa"], tmp_path / "qa")
     # a model path that does not exist: the video check must fail before any model is touched
     res = CliRunner().invoke(app, ["eval", "--model", str(tmp_path / "no-model"), "--benchmark", "stepkit",
-                                   "--data", str(world_split["qa"]), "--videos", str(partial),
+                                   "--data", str(qa), "--videos", str(partial),
                                    "--out", str(tmp_path / "run")])
     assert res.exit_code == 1
     out = " ".join(res.output.split())

@@ -57,12 +57,13 @@ def _candidates(video: str, root: Path | None, base: Path | None) -> list[Path]:
     """Paths to try for ``video``: as given, under the root, under the annotation's folder, with extensions."""
     name = Path(video)
     out: list[Path] = []
+    # the videos root first (as stepkit.data.videos reads --videos-dir), then the path as named
+    if root is not None:
+        out += [root / name, root / name.name]
     if name.is_absolute():
         out.append(name)
-    homes = [h for h in (root, base) if h is not None]
-    for home in homes:
-        out.append(home / name)
-        out.append(home / name.name)
+    if base is not None:
+        out += [base / name, base / name.name]
     for p in list(out):
         if p.suffix.lower() not in VIDEO_EXTENSIONS:
             out.extend(p.with_name(p.name + ext) for ext in VIDEO_EXTENSIONS)
@@ -97,7 +98,8 @@ def _inside(path: Path, homes: list[Path]) -> bool:
 
 
 def resolve_videos(items: Iterable[EvalItem], root: str | os.PathLike | None, *,
-                   base: str | os.PathLike | None = None, confine: bool = True) -> list[EvalItem]:
+                   base: str | os.PathLike | None = None, confine: bool = True,
+                   outside_video_files: bool = False) -> list[EvalItem]:
     """Items with ``video_path`` set; raises :class:`MissingVideosError` naming how many are missing
     and the first few, before any model runs.
 
@@ -106,6 +108,8 @@ def resolve_videos(items: Iterable[EvalItem], root: str | os.PathLike | None, *,
     as NExT-QA's ``1025/4010069381.mp4``). With ``confine`` (the default) only files under ``root`` or
     ``base`` are taken: an annotation naming ``../x.mp4`` or ``/etc/shadow`` that exists only outside
     them counts as missing (never opened), and the error says where it is and how to allow it.
+    ``outside_video_files`` lets a confined path outside the roots through when it names a video
+    file (one of ``VIDEO_EXTENSIONS``): stepkit's own records name their videos by absolute paths.
     """
     root_p = Path(root).expanduser() if root is not None else None
     if root_p is not None and not root_p.is_dir():
@@ -120,9 +124,10 @@ def resolve_videos(items: Iterable[EvalItem], root: str | os.PathLike | None, *,
         if it.video in found:
             continue
         hits = [p for p in _candidates(it.video, root_p, base_p) if p.is_file()]
-        hit = next((p for p in hits if not confine or _inside(p, homes)), None)
+        hit = next((p for p in hits if not confine or _inside(p, homes)
+                    or outside_video_files and p.suffix.lower() in VIDEO_EXTENSIONS), None)
         if hit is None and hits:
-            refused[it.video] = hits[0]
+            refused[it.video] = Path(os.path.normpath(os.path.abspath(hits[0])))
         if hit is None and root_p is not None:
             if stems is None:
                 stems = _stem_index(root_p)

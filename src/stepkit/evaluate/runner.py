@@ -102,18 +102,23 @@ def load_items(cfg: EvalConfig) -> list[EvalItem]:
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {cfg.limit}")
     items = task.loader(cfg.data)
-    if cfg.limit is not None:
-        items = items[: cfg.limit]
     if cfg.videos_from not in VIDEOS_FROM:
         raise ConfigError(f"--videos-from {cfg.videos_from!r}: choose one of {', '.join(VIDEOS_FROM)}")
-    if cfg.frames > 0:
-        # stepkit's own records name their videos by absolute paths (stepkit.data.videos): not confined
-        items = resolve_videos(items, cfg.videos, base=annotation_base(cfg.data),
-                               confine=not cfg.allow_outside_videos and cfg.benchmark != "stepkit")
-        if cfg.videos_from == "shuffle":
-            items = shuffle_videos(items, cfg.seed)
-    elif cfg.videos_from == "shuffle":
+    if cfg.videos_from == "shuffle" and cfg.frames <= 0:
         raise ConfigError("--videos-from shuffle shows each question another video's frames; it needs --frames > 0")
+    # the wrong videos come from the whole set, so a --limit run shows each question what a full run does
+    pool = items if cfg.videos_from == "shuffle" else None
+    if cfg.limit is not None:
+        items = items[: cfg.limit]
+    if cfg.frames > 0:
+        # stepkit's own records name their videos by absolute paths (stepkit.data.videos), so outside
+        # the roots they may name video files (by extension) but nothing else
+        roots = dict(base=annotation_base(cfg.data), confine=not cfg.allow_outside_videos,
+                     outside_video_files=cfg.benchmark == "stepkit")
+        if pool is not None:
+            resolved = {it.id: it for it in shuffle_videos(resolve_videos(pool, cfg.videos, **roots), cfg.seed)}
+            return [resolved[it.id] for it in items]
+        items = resolve_videos(items, cfg.videos, **roots)
     return items
 
 
