@@ -392,7 +392,10 @@ def candidate_program(pq: ParsedQuestion, mode: str, *, canonical: bool = False)
             cands = p.add("actions", [p.add("video")])
         else:
             cands = p.add("actions", [p.add("localize", [anchor], mode="after")])
-        rank = "exists"
+        # Canonically a membership question (any action the person can do); when several options
+        # happen after the situation, the one the person goes on to do first is the answer, as for
+        # "next" (STAR writes the action that follows the situation).
+        rank = "exists" if canonical or anchor is None else "earliest"
     else:  # pragma: no cover - _SEMANTICS covers every template
         raise TemplateError(f"no program for temporal relation {t!r}")
     if pq.verb is not None or (pq.object is not None and pq.answer_kind == "verb"):
