@@ -290,3 +290,22 @@ def test_order_margins():
     assert order_margins(prog, _run(prog, g), g, 0.5) == []
     prog[6] = N("first", [5])  # putting the cup down (5 s) is first by 5 s
     assert order_margins(prog, _run(prog, g), g, 1.0) == []
+
+
+def test_reference_reusing_the_asked_event():
+    from stepkit.reason.audit import _run, reused_events
+
+    g = _graph()
+    g.actions.append(Action("a9", "p1", "sit on", 3, 4, object="o3"))
+    g.relations.append(Relation("r9", "p1", "sitting_on", "o3", 3, 4))  # the state of that very sitting
+    ctx = GraphContext(g)
+    # "What did the person sit on while sitting on something?" -- the window is the asked event's own state
+    prog = [N("relations"), N("filter_events", [0], label="sitting_on", roles=[]), N("unique", [1]),
+            N("localize", [2], mode="while"), N("actions", [3]), N("filter_events", [4], label="sit on", roles=[]),
+            N("unique", [5]), N("query", [6], field="object")]
+    assert len(reused_events(prog, _run(prog, ctx), ctx)) == 1
+    # while holding the cup, what did the person put down? -- a different occurrence: fine
+    prog = [N("relations"), N("filter_events", [0], label="holding", roles=[]), N("unique", [1]),
+            N("localize", [2], mode="while"), N("actions", [3]), N("filter_events", [4], label="put down", roles=[]),
+            N("unique", [5]), N("query", [6], field="object")]
+    assert reused_events(prog, _run(prog, ctx), ctx) == []

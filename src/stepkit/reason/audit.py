@@ -475,6 +475,37 @@ def true_distractors(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any
     return out
 
 
+def reused_events(program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any) -> list[str]:
+    """References that rest on the very event the question asks about ("what did the person sit on
+    while sitting on the object they sat on"): the answered event is a window's anchor or an edge
+    a reference follows."""
+    from stepkit.reason.ops import _FNS
+
+    item, _, _, _ = _selection(program, vals)
+    if not isinstance(item, str) or item not in ctx.events:
+        return []
+    asked = ctx.events[item]
+
+    def same(eid: str) -> bool:  # the event itself, or a relation over the very same span and participants
+        e = ctx.events.get(eid)
+        if e is None:
+            return False
+        if eid == item:
+            return True
+        parts = lambda x: (getattr(x, "agent", None) or getattr(x, "subject", None), x.object)  # noqa: E731
+        return parts(e) == parts(asked) and (e.t0, e.t1) == (asked.t0, asked.t1)
+
+    out = []
+    for i, n in enumerate(program):
+        if n["op"] == "localize" and same(getattr(vals[i], "anchor", None) or ""):
+            out.append(f"node {i}: the window is anchored on the answered event {item}")
+        elif n["op"] == "hop":
+            _, ids = _FNS["hop"](ctx, [vals[j] for j in n["in"]], n.get("args", {}))
+            if any(same(x) for x in ids):
+                out.append(f"node {i}: the reference follows the answered event {item}")
+    return out
+
+
 def _pair_label(ctx: Any, program: Sequence[dict[str, Any]], j: int) -> str | None:
     """The label an objects node (or unique over one) names."""
     n = program[j]
@@ -941,6 +972,10 @@ def audit(qa: str | os.PathLike, graphs: str | os.PathLike, *, reference: str | 
             for p in probs:
                 margin_kinds[p.split(":")[0]] += 1
             example("order under margin", rec, probs)
+        reused = reused_events(program, vals, ctx)
+        if reused:
+            c["records_reusing_event"] += 1
+            example("reference reuses the asked event", rec, reused)
 
     checked = c["checked"] or 1
     n = c["records"]
@@ -978,6 +1013,7 @@ def audit(qa: str | os.PathLike, graphs: str | os.PathLike, *, reference: str | 
             "rate": round(sum(implausible.values()) / judged, 4) if judged else 0.0,
             "by_source": {s: {"pairs": pairs_seen[s], "implausible": implausible[s]} for s in sorted(pairs_seen)},
             "unjudged": c["pairs_unjudged"]},
+        "reused_event": {"records": c["records_reusing_event"], "rate": round(c["records_reusing_event"] / checked, 4)},
         "under_margin": {"records": c["records_under_margin"], "rate": round(c["records_under_margin"] / checked, 4),
                          "by_kind": dict(sorted(margin_kinds.items()))},
         "text": {"records": c["text_problems"], "slash_label_records": c["slash_labels"],
@@ -1021,6 +1057,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"{r['true_distractors']['records']} of {r['true_distractors']['mc_records']} MC records"),
         ("implausible pairs", "unavailable" if ip is None else f"{ip['implausible']} of {ip['pairs']}",
          "" if ip is None else _pct(ip["rate"]) + f" ({ip['unjudged']} unjudged)"),
+        ("references reusing the asked event", f"{r['reused_event']['records']} records", ""),
         (f"orders decided by < {r['margin_s']} s", f"{r['under_margin']['records']} records",
          ", ".join(f"{k} {v}" for k, v in r["under_margin"]["by_kind"].items())),
         ("slash labels", f"{r['text']['slash_label_records']} records", ""),
