@@ -104,7 +104,8 @@ def induce_cmd(
         console.print(f"{len(summary['set_aside'])} graphs of an earlier config or of videos that failed now were "
                       f"moved to {out / '.stale'}", highlight=False)
     if summary["failed"]:
-        raise typer.Exit(2)
+        # 1: nothing usable came out; 2: some videos failed (recorded in summary.json), the rest are graphs
+        raise typer.Exit(1 if not summary["induced"] + summary["skipped"] else 2)
 
 
 def raise_config(message: str) -> None:

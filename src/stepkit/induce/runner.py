@@ -333,19 +333,10 @@ def load_options(config: str | os.PathLike | None) -> dict[str, Any]:
     """Backend options from a YAML (or JSON) mapping file; empty without a file."""
     if config is None:
         return {}
-    import yaml
+    from stepkit.userfiles import load_yaml
 
     path = Path(config)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+    data = load_yaml(path, what="config file", error=ConfigError, expect=dict, empty={})
+    if not all(isinstance(k, str) for k in data):
         raise ConfigError(f"{path}: expected a mapping of backend options (name: value), got {type(data).__name__}")
     return data

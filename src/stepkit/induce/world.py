@@ -72,6 +72,9 @@ class WorldInducer:
             raise VideoError(f"{video}: no such video file")
         if video.stat().st_size == 0:
             raise VideoError(f"{video}: empty file (0 bytes)")
+        from stepkit.video.decode import _check_y4m_header, _reason
+
+        _check_y4m_header(video)
         try:
             with av.open(str(video)) as c:
                 if not c.streams.video:
@@ -82,7 +85,8 @@ class WorldInducer:
         except VideoError:
             raise
         except Exception as exc:  # PyAV raises many error types for broken files
-            raise VideoError(f"{video}: cannot decode video ({type(exc).__name__}: {exc})") from None
+            raise VideoError(f"{video}: not a readable video (truncated, corrupt or not a video file): "
+                             f"cannot decode it ({_reason(exc)})") from None
         if not frames or fps <= 0:
             raise VideoError(f"{video}: no decodable frames")
         return frames, fps

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import random
 import re
@@ -605,10 +604,9 @@ def _load(path: Path, validate: bool) -> tuple[STSG, str]:
         data = path.read_bytes()
     except OSError as exc:
         raise GraphError(f"{path}: cannot read graph file: {exc}") from None
-    try:
-        doc = orjson.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # orjson's error is a JSONDecodeError
-        raise GraphError(f"{path}: invalid JSON: {exc}") from None
+    from stepkit.userfiles import parse_json
+
+    doc = parse_json(data, path, what="graph file", error=GraphError)  # names depth, NaN, UTF-8 problems
     if validate == "full":
         problems = graph_problems(doc)
     elif validate:

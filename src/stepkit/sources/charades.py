@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -63,9 +64,12 @@ def parse_actions(field: str) -> list[tuple[str, float, float]]:
             raise DataError(f"action segment {seg!r} is not 'cNNN t0 t1'")
         cls, t0, t1 = parts
         try:
-            out.append((cls, float(t0), float(t1)))
+            times = (float(t0), float(t1))
         except ValueError:
             raise DataError(f"action segment {seg!r} has non-numeric times") from None
+        if not all(math.isfinite(t) for t in times):  # NaN would pass every comparison below
+            raise DataError(f"action segment {seg!r} has a time that is not a finite number")
+        out.append((cls, *times))
     return out
 
 
@@ -78,8 +82,8 @@ def row_to_graph(row: dict[str, str], *, fps: float | None = None) -> tuple[STSG
         duration = float(row.get("length") or "")
     except ValueError:
         raise DataError(f"length {row.get('length')!r} is not a number") from None
-    if not duration > 0:
-        raise DataError(f"length {duration} is not positive")
+    if not (math.isfinite(duration) and duration > 0):
+        raise DataError(f"length {duration} is not a positive, finite number of seconds")
     classes = charades_actions()
     fps = fps or star_video_fps().get(vid, DEFAULT_FPS)
     warnings: list[str] = []
@@ -180,7 +184,9 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such Charades CSV")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    from stepkit.userfiles import read_text
+
+    text = read_text(path, what="Charades CSV")  # not UTF-8: named, not silently garbled
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
