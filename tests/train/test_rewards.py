@@ -98,6 +98,7 @@ def test_a_right_answer_without_format_still_counts_as_right(graph, mc):
 def test_truncated_completion_is_not_well_formed(graph, mc):
     r = score_completion(FAITHFUL, mc, graph, RewardWeights(), finished=False)
     assert r.format == 0.0 and r.problem == "truncated" and r.answer == 1.0
+    assert r.faithfulness == 0.0  # no credit for claims of a rationale that never concluded
 
 
 def test_tags_format(graph, mc):

@@ -64,6 +64,24 @@ class TrainStage:
 
 
 @dataclass
+class GRPOStage:
+    """GRPO with graph-verified rewards after (or instead of) each round's supervised training."""
+
+    max_steps: int = field(default=30, metadata={"help": "GRPO optimizer steps per round."})
+    save_steps: int = field(default=10, metadata={"help": "Checkpoint every N steps (what an interrupted GRPO stage resumes from)."})
+    after_sft: bool = field(default=True, metadata={"help": "Run GRPO on the round's SFT model (SFT then GRPO); false: GRPO alone, from the previous round's model."})
+    num_generations: int = field(default=4, metadata={"help": "Completions sampled per question (the GRPO group)."})
+    max_completion_length: int = field(default=128, metadata={"help": "Most new tokens per completion."})
+    beta: float = field(default=0.04, metadata={"help": "KL coefficient to the stage's starting model."})
+    completion_format: str = field(default="stepkit", metadata={"help": "stepkit (reasoning, then 'So the answer is X.', what SFT teaches) or tags (<think>/<answer>)."})
+    weight_answer: float = field(default=1.0, metadata={"help": "Weight of the answer-correctness reward."})
+    weight_format: float = field(default=0.5, metadata={"help": "Weight of the format reward."})
+    weight_faithfulness: float = field(default=1.0, metadata={"help": "Weight of the rationale-faithfulness reward (checked against the round's graphs)."})
+    temporal_contrast: bool = field(default=False, metadata={"help": "Video-R1's T-GRPO bonus from rollouts on shuffled frames."})
+    extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit train --method grpo` options, verbatim (e.g. --lr, --batch-size, --num-frames)."})
+
+
+@dataclass
 class EvalStage:
     """The held-out questions every round is scored on (from ground-truth graphs of unseen videos)."""
 
@@ -71,7 +89,7 @@ class EvalStage:
     seed: int = field(default=1000, metadata={"help": "World seed of the held-out videos (never a training seed)."})
     per_video: int = field(default=20, metadata={"help": "Held-out questions per video."})
     steps: str = field(default="1:0.34,2:0.33,3:0.33", metadata={"help": "Step mix of the held-out questions."})
-    mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open."})
+    mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open | reason (explain, then answer; rationale faithfulness scored against the held-out graphs)."})
     frames: int = field(default=4, metadata={"help": "Frames sampled per question."})
     show_options: bool = field(default=True, metadata={"help": "mc-loglik: list the options in the prompt, as training prompts do."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit eval` options, verbatim."})
@@ -89,6 +107,7 @@ class SelfTrainConfig:
     induce: InduceStage = field(default_factory=InduceStage)
     generate: GenerateStage = field(default_factory=GenerateStage)
     train: TrainStage = field(default_factory=TrainStage)
+    grpo: GRPOStage | None = field(default=None, metadata={"help": "GRPO stage of each round (none when unset)."})
     eval: EvalStage = field(default_factory=EvalStage)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +184,7 @@ def validate_config(cfg: SelfTrainConfig, source: str = "config") -> SelfTrainCo
         raise ConfigError(f"{source}: induce.backend: unknown backend {cfg.induce.backend!r} (world, opencv, vlm)")
     if cfg.induce.backend == "vlm" and not (cfg.induce.model or cfg.induce.endpoint):
         raise ConfigError(f"{source}: induce.model: the vlm backend needs a model ('current' or a path) or an endpoint")
-    if cfg.eval.mode not in {"mc-loglik", "mc-generate", "open"}:
+    if cfg.eval.mode not in {"mc-loglik", "mc-generate", "open", "reason"}:
         raise ConfigError(f"{source}: eval.mode: unknown mode {cfg.eval.mode!r}")
     if cfg.world is not None and cfg.eval.seed == cfg.world.seed:
         raise ConfigError(f"{source}: eval.seed: held-out videos must not share the training world seed {cfg.world.seed}")
@@ -175,7 +194,22 @@ def validate_config(cfg: SelfTrainConfig, source: str = "config") -> SelfTrainCo
         raise ConfigError(f"{source}: train.save_steps: must be at least 1")
     if cfg.train.lambda_rationale < 0:
         raise ConfigError(f"{source}: train.lambda_rationale: must be >= 0")
+    if cfg.grpo is not None:
+        _validate_grpo(cfg.grpo, source)
     return cfg
+
+
+def _validate_grpo(g: GRPOStage, source: str) -> None:
+    for name in ("max_steps", "save_steps", "max_completion_length"):
+        if getattr(g, name) < 1:
+            raise ConfigError(f"{source}: grpo.{name}: must be at least 1")
+    if g.num_generations < 2:
+        raise ConfigError(f"{source}: grpo.num_generations: must be at least 2 (a group needs a spread)")
+    if g.completion_format not in ("stepkit", "tags"):
+        raise ConfigError(f"{source}: grpo.completion_format: unknown format {g.completion_format!r} (stepkit, tags)")
+    weights = (g.weight_answer, g.weight_format, g.weight_faithfulness)
+    if g.beta < 0 or min(weights) < 0 or not any(weights):
+        raise ConfigError(f"{source}: grpo: beta and the reward weights must be >= 0, with some weight > 0")
 
 
 def config_from_dict(data: Any, source: str = "config") -> SelfTrainConfig:

@@ -8,7 +8,7 @@ user could type, and the run folder reads like a transcript::
     OUT/heldout/world, heldout/qa  held-out videos and the questions every round is scored on
     OUT/base_model/                the starting model (a tiny random one for ``tiny:FAMILY``)
     OUT/round_0/eval/              the starting model on the held-out questions
-    OUT/round_K/{graphs,score,qa,train,eval}/
+    OUT/round_K/{graphs,score,qa,train,grpo,eval}/  (grpo/ with a `grpo:` section)
     OUT/rounds.jsonl               the ledger: one line per finished round
     OUT/logs/                      each stage's stdout/stderr
 """
@@ -68,6 +68,13 @@ class RunLayout:
         """The model a round leaves behind (round 0: the base model)."""
         if k == 0:
             return self.base_model
+        train = self.round(k) / ("grpo" if self.cfg.grpo is not None else "train")
+        return train / "merged" if self.cfg.train.lora else train
+
+    def sft_model(self, k: int) -> Path:
+        """The model round ``k``'s supervised stage leaves (what its GRPO stage starts from)."""
+        if self.cfg.grpo is not None and not self.cfg.grpo.after_sft:
+            return self.model_after(k - 1)
         train = self.round(k) / "train"
         return train / "merged" if self.cfg.train.lora else train
 
@@ -125,23 +132,43 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
             argv += ["--types", g.types]
         stages.append(Stage("generate", rd / "qa", argv, round=k, ok_codes=(0, 2)))  # 2: some graphs failed
         t = cfg.train
-        argv = ["train", str(rd / "qa"), "--model", str(L.model_after(k - 1)), "--out", str(rd / "train"),
-                "--videos-dir", str(graphs), "--max-steps", str(t.max_steps), "--lambda-rationale",
-                str(t.lambda_rationale), "--save-steps", str(t.save_steps), "--seed", str(t.seed + k), "--quiet"]
-        argv += ["--lora", "--save-merged"] if t.lora else ["--full"]
-        stages.append(Stage("train", rd / "train", argv + list(t.extra_args), round=k, resume_argv=resume_if_checkpointed,
-                            launcher=list(t.launcher)))
+        lora = ["--lora", "--save-merged"] if t.lora else ["--full"]
+        if cfg.grpo is None or cfg.grpo.after_sft:
+            argv = ["train", str(rd / "qa"), "--model", str(L.model_after(k - 1)), "--out", str(rd / "train"),
+                    "--videos-dir", str(graphs), "--max-steps", str(t.max_steps), "--lambda-rationale",
+                    str(t.lambda_rationale), "--save-steps", str(t.save_steps), "--seed", str(t.seed + k), "--quiet"]
+            stages.append(Stage("train", rd / "train", argv + lora + list(t.extra_args), round=k,
+                                resume_argv=resume_if_checkpointed, launcher=list(t.launcher)))
+        if cfg.grpo is not None:
+            stages.append(_grpo_stage(cfg, L, k, lora))
         stages.append(_eval_stage(cfg, L, k))
     return stages
+
+
+def _grpo_stage(cfg: SelfTrainConfig, L: RunLayout, k: int, lora: list[str]) -> Stage:
+    """`stepkit train --method grpo` on the round's questions, rewarded against the round's graphs."""
+    g, t, rd = cfg.grpo, cfg.train, L.round(k)
+    assert g is not None
+    graphs = rd / "graphs"
+    argv = ["train", str(rd / "qa"), "--method", "grpo", "--model", str(L.sft_model(k)), "--out", str(rd / "grpo"),
+            "--videos-dir", str(graphs), "--graphs", str(graphs), "--max-steps", str(g.max_steps),
+            "--save-steps", str(g.save_steps), "--seed", str(t.seed + k), "--num-generations", str(g.num_generations),
+            "--max-completion-length", str(g.max_completion_length), "--beta", str(g.beta),
+            "--completion-format", g.completion_format, "--weight-answer", str(g.weight_answer),
+            "--weight-format", str(g.weight_format), "--weight-faithfulness", str(g.weight_faithfulness),
+            "--temporal-contrast" if g.temporal_contrast else "--no-temporal-contrast", "--quiet", *lora,
+            *g.extra_args]
+    return Stage("grpo", rd / "grpo", argv, round=k, resume_argv=resume_if_checkpointed, launcher=list(t.launcher))
 
 
 def _eval_stage(cfg: SelfTrainConfig, L: RunLayout, k: int) -> Stage:
     e = cfg.eval
     out = L.round(k) / "eval"
+    graphs = ["--graphs", str(L.heldout / "world" / "graphs")] if e.mode == "reason" else []
     argv = ["eval", "--backend", "hf", "--model", str(L.model_after(k)), "--benchmark", "stepkit",
             "--data", str(L.heldout / "qa" / "qa.jsonl"), "--videos", str(L.heldout / "world" / "videos"),
             "--mode", e.mode, "--frames", str(e.frames), "--show-options" if e.show_options else "--hide-options",
-            "--out", str(out), *e.extra_args]
+            *graphs, "--out", str(out), *e.extra_args]
     return Stage("eval", out, argv, round=k)
 
 
@@ -172,8 +199,18 @@ def round_row(cfg: SelfTrainConfig, k: int) -> dict[str, Any] | None:
         train = read_json_or_none(rd / "train" / "summary.json") or {}
         row["train"] = {key: train.get(key) for key in ("global_step", "final_loss", "final_loss_answer",
                                                         "final_loss_rationale", "seconds_this_session")}
+        if cfg.grpo is not None:
+            grpo = read_json_or_none(rd / "grpo" / "summary.json") or {}
+            rewards = grpo.get("rewards") or {}
+            # rewards, faithfulness and accuracy of the round's rollouts, overall and by steps bucket
+            row["grpo"] = {"global_step": grpo.get("global_step"), "seconds_this_session": grpo.get("seconds_this_session"),
+                           **{key: rewards.get(key) for key in ("first_quarter", "last_quarter", "by_steps",
+                                                                "by_steps_last_quarter")}}
     row["eval"] = {"overall": metrics.get("overall"), "by_steps_bucket": metrics.get("by_steps_bucket"),
                    "by_type": metrics.get("by_type")}
+    fa = metrics.get("faithfulness")
+    if isinstance(fa, dict):  # eval.mode reason: faithfulness of the held-out rationales by steps bucket
+        row["eval"]["faithfulness"] = {key: fa.get(key) for key in ("overall", "by_steps_bucket")}
     return row
 
 

@@ -181,7 +181,11 @@ def score_completion(completion: str, record: QRARecord, graph: STSG | None, wei
     correct = answer_correct(parsed, completion, record)
     report: dict[str, Any] = {}
     faith = 0.0
-    if weights.faithfulness > 0:
+    if weights.faithfulness > 0 and not finished:
+        # a rationale cut at the length limit never reached its conclusion; scoring its claims anyway
+        # pays the policy for babbling grounded nouns until it runs out of tokens
+        report = {"score": 0.0, "truncated": True}
+    elif weights.faithfulness > 0:
         report = faithfulness(parsed, graph, record)
         faith = float(report["score"])
     fmt_r = 1.0 if parsed.well_formed else 0.0
