@@ -199,6 +199,22 @@ def label_variants(label: str) -> set[str]:
     return {v for v in out if v}
 
 
+# How people say some vocabularies' verbs (STAR / Charades "watch at" is "look at" in English).
+VERB_SAY = {
+    "watch at": ("look at", "watch", "read", "view"), "watch outside": ("look out", "look outside", "watch"),
+    "watch": ("look at", "watch", "view"), "looking at": ("look at", "watch", "view"), "look at": ("watch", "view"),
+    "grasp onto": ("grasp", "grab", "hold"), "awaken in": ("wake", "awaken"), "awaken": ("wake",),
+    "play on": ("use", "play", "work"), "play with": ("use", "play"), "work on": ("work", "write", "use"),
+    "work at": ("work",), "snuggle with": ("snuggle", "cuddle", "hug"), "smile in": ("smile",),
+    "smile at": ("smile",), "laugh at": ("laugh",), "talk on": ("talk", "use"), "tidy up": ("tidy", "clean"),
+    "wash": ("wash", "clean", "wipe"), "put down": ("put", "place", "set", "leave"), "pick up": ("pick", "take", "grab"),
+    "take": ("take", "pick", "grab", "get"), "eat": ("eat", "consume", "take"), "walk through": ("walk", "go", "pass"),
+    "sit at": ("sit",), "fix": ("fix", "repair", "adjust"), "throw": ("throw", "toss"),
+    "holding": ("hold", "carry"), "touching": ("touch",), "sitting_on": ("sit",), "lying_on": ("lie", "lay"),
+    "standing_on": ("stand",), "drinking_from": ("drink",), "covered_by": ("cover",), "writing_on": ("write",),
+}
+
+
 def _key_words(label: str, kind: str) -> list[str]:
     """The word(s) of a label that must be said: a noun's head, a verb's head, a predicate's content."""
     ws = words(label)
@@ -216,7 +232,9 @@ def said(label: str, kind: str, qlemmas: set[str]) -> bool:
     """Whether a program label is said in a question (any variant, any word form)."""
     if kind == "object" and clean_label(label) in PERSON_WORDS:
         return True  # the agent may be "someone", "they", or implicit
-    for v in label_variants(label) if kind == "object" else {clean_label(label)}:
+    variants = label_variants(label) if kind == "object" else \
+        {clean_label(label), *VERB_SAY.get(label, ()), *VERB_SAY.get(clean_label(label), ())}
+    for v in variants:
         keys = _key_words(v, kind)
         if keys and all(lemmas(k) & qlemmas for k in keys):
             return True
@@ -433,11 +451,29 @@ def _selection(program: Sequence[dict[str, Any]], vals: list[Any]) -> tuple[Any,
     return item, (item,), None, field
 
 
-def true_distractors(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any,
-                     margin: float) -> list[tuple[str, str]]:
-    """Options other than the answer that are also right: (option, why)."""
+def _field_text(f: Any, field: str | None, ctx: Any) -> str | None:
+    """What a query of ``field`` would answer for event f."""
     from stepkit.reason.ops import Action
 
+    if field in ("verb", "predicate", "label"):
+        return clean_label(f.verb if isinstance(f, Action) else f.predicate)
+    if field in ("action", "relation"):
+        return clean_label(ctx.action_phrase(f.id))
+    if field in ("object", "target", "agent", "subject"):
+        oid = getattr(f, field, None) if field not in ("agent", "subject") else \
+            (getattr(f, "agent", None) or getattr(f, "subject", None))
+        return clean_label(ctx.objects[oid].label) if oid in ctx.objects else None
+    return None
+
+
+def true_distractors(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any,
+                     margin: float) -> list[tuple[str, str]]:
+    """Options other than the answer that are also right: (option, why).
+
+    An option is right when it is a synonym, class word or entailment of the answer; when the
+    program picks by order (first / last / nth) and another candidate starting within ``margin``
+    of the answer would answer the option; or, for a unique pick, when another event with the
+    same participants holds at the same time and answers the option (holding and touching)."""
     if not rec.options:
         return []
     item, cands, sel, field = _selection(program, vals)
@@ -449,29 +485,29 @@ def true_distractors(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any
         if _same(opt, rec.answer):
             out.append((opt, "synonym or entailment of the answer"))
             continue
-        if ev is None:
+        if ev is None or field is None:
             continue
         o = clean_label(opt)
-        subj = getattr(ev, "agent", None) if isinstance(ev, Action) else ev.subject
+        subj = getattr(ev, "agent", None) or getattr(ev, "subject", None)
         for f in ctx.events.values():
-            if f.id == ev.id or not (f.t0 < ev.t1 + 1e-9 and f.t1 > ev.t0 - 1e-9):
+            if f.id == ev.id:
                 continue
-            fsubj = f.agent if isinstance(f, Action) else f.subject
-            if field in ("verb", "predicate") and fsubj == subj and f.object == ev.object:
-                lab = clean_label(f.verb if isinstance(f, Action) else f.predicate)
-                if lab == o or o in ENTAILS.get(lab, ()):
-                    out.append((opt, f"{f.id} {lab} holds at the same time between the same participants"))
-                    break
-            if field in ("object", "target") and fsubj == subj and isinstance(f, Action) and isinstance(ev, Action) \
-                    and f.verb == ev.verb:
-                other = getattr(f, field)
-                if other in ctx.objects and _same(ctx.objects[other].label, o):
-                    out.append((opt, f"{f.id} {f.verb} {o} at the same time"))
-                    break
-            if field == "action" and f.id in cands and abs(f.t0 - ev.t0) < margin and sel in _SELECT:
-                if clean_label(ctx.action_phrase(f.id)) == o:
+            text = _field_text(f, field, ctx)
+            if text is None or not (text == o or o in ENTAILS.get(text, ())):
+                continue
+            if sel in _SELECT:
+                if f.id in cands and abs(f.t0 - ev.t0) < margin:
                     out.append((opt, f"{f.id} starts within {margin} s of the answer (order undecided)"))
                     break
+                continue
+            if field == "action" or not (f.t0 < ev.t1 and f.t1 > ev.t0):
+                continue
+            fsubj = getattr(f, "agent", None) or getattr(f, "subject", None)
+            same_parts = fsubj == subj and (field in ("object", "target") or f.object == ev.object)
+            same_kind = field not in ("object", "target") or _field_text(f, "verb", ctx) == _field_text(ev, "verb", ctx)
+            if same_parts and same_kind:
+                out.append((opt, f"{f.id} ({text}) holds at the same time between the same participants"))
+                break
     return out
 
 
