@@ -8,14 +8,27 @@ video's result to the driver, which alone writes the output folder (graphs, mani
 so the resume rules, the summary and the graphs are those of a one-process run. A killed actor
 is restarted by Ray and its videos are retried; a killed driver resumes from the manifest like
 any run. Video paths must be readable on every node (a shared filesystem, as usual for Ray).
+
+A local cluster (no ``--address``, or one on 127.0.0.1) talks over loopback only: Ray's
+"no cluster" mode is switched on (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), without which Ray
+binds its node to the machine's routable address even when told 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Mapping
 
 from stepkit.errors import ConfigError
 from stepkit.induce.runner import Job, Outcome
+
+
+_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def _actor_class():
@@ -62,6 +75,11 @@ class RayExecutor:
 
     def __init__(self, backend: str, options: Mapping[str, Any], *, address: str | None = None,
                  actors: int | None = None, init_options: Mapping[str, Any] | None = None) -> None:
+        if address is None or _loopback(address):
+            # Ray resolves 127.0.0.1 to the machine's routable address and binds its gRPC servers on
+            # every interface; with "no cluster" mode (its Windows/macOS default) every process it
+            # starts binds 127.0.0.1 only. Must be set before ray is first imported.
+            os.environ.setdefault(_LOCAL_ONLY, "0")
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -108,11 +126,15 @@ class RayExecutor:
         started = False
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_options}
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                kwargs.setdefault("_node_ip_address", "127.0.0.1")  # a local cluster talks over loopback only
-                ray.init(**kwargs)
+            try:
+                if self.address:
+                    ray.init(address=self.address, **kwargs)
+                else:
+                    kwargs.setdefault("_node_ip_address", "127.0.0.1")  # a local cluster talks over loopback only
+                    ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+                raise ConfigError(f"--executor ray: cannot connect to {where}: {exc}") from None
             started = True
         try:
             per_actor, resources, width = self._plan(inducer)
