@@ -133,6 +133,17 @@ def split_reasoning(output: str) -> tuple[str, str]:
     return text.strip(), (parts[-1] if parts else "").strip()
 
 
+def rationale_of(output: str) -> str:
+    """The rationale of a reason-then-answer output: everything up to the end of the sentence that
+    states the answer (a restating sentence after it is not reasoning)."""
+    text = clean_output(output)
+    cues = list(_REASON_CUE.finditer(text))
+    if not cues:
+        return text
+    m = re.search(r"(?<=[a-z0-9)\]])\.(?:\s|$)|\n", text[cues[-1].end():])
+    return text[:cues[-1].end() + m.end()].strip() if m else text
+
+
 _REASON_CUE = re.compile(r"\b(?:so\s*,?\s*)?(?:the\s+)?(?:final\s+|short\s+|correct\s+)?answer\s*(?:is|would be|:)\s*[:：]?",
                          re.I)
 

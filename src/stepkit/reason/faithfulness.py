@@ -44,7 +44,7 @@ CORRUPTIONS = ("wrong_object", "wrong_time", "wrong_order")
 _ARTICLES = {"the", "a", "an", "some", "this", "that's"}
 _NEG = {"no", "not", "never", "nothing", "none", "nobody", "noone", "neither", "nor", "n't", "cannot"}
 _WILDCARD = {"something", "anything", "anyone", "someone", "somebody", "anybody", "everything", "nothing",
-             "it", "they", "them", "he", "she"}
+             "it", "they", "them", "he", "she", "object", "objects", "thing", "things"}
 _GENERIC_PERSON = {"person", "people", "human", "someone", "somebody", "anyone", "anybody", "they", "he", "she"}
 _COPULA = {"is", "was", "are", "were", "be", "being", "been", "stays", "stayed", "remains", "remained"}
 _ADVERBS = {"not", "n't", "never", "still", "also", "just", "then", "already", "no", "longer"}
@@ -338,8 +338,12 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             # sharing its spelling.
             bare = L == 1 and t in _PREPOSITIONS
             nxt = toks[i + L] if i + L < len(toks) else ""
-            if "value" in kinds and "pred" not in kinds and i == 0 and all(not x[0].isalnum() for x in toks[L:]):
+            at_end = all(not x[0].isalnum() for x in toks[i + L:])
+            nouns_before = sum(1 for m in out if m.kind == "noun" and m.pos < i)
+            if "value" in kinds and "pred" not in kinds and i == 0 and at_end:
                 kind = "value"  # a bare value: "open" as an answer
+            elif "pred" in kinds and prev in _COPULA and at_end and nouns_before >= 2:
+                kind = "pred"  # stranded: "the table the cup was on"
             elif "value" in kinds and prev in _COPULA and L == 1 and not (
                     "pred" in kinds and (nxt in _ARTICLES or (nxt,) in lex.table)):
                 kind = "value"  # "the door is closed": a state, not the action of closing
@@ -369,8 +373,8 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
                 continue
         if t in _COPULA:
             out.append(_M(i, i + 1, "copula", text=t))
-        elif t in _NEG:
-            out.append(_M(i, i + 1, "neg", text=t))
+        elif t in _NEG and not (i == 0 and i + 1 < len(toks) and toks[i + 1] == ","):
+            out.append(_M(i, i + 1, "neg", text=t))  # (a leading "No, ..." answers; it denies nothing)
         elif t in _SELF:
             out.append(_M(i, i + 1, "self", text=t))
         elif t in _WILDCARD:
@@ -534,6 +538,10 @@ def _event_claims(ms: list[_M]) -> list[_Event]:
             ev.skip = True
         elif before:
             ev.agent = before[-1]
+        elif h.kind != "verb" and hi > 0 and ms[hi - 1].kind == "copula":
+            # "the object the man sat down on is next to the table": the clause's first noun phrase
+            first = next((m for m in ms[:hi] if m.kind in ("noun", "wild")), None)
+            ev.agent = first if first is not None and (first.kind == "wild" or n == 0) else None
         elif n > 0 and events[-1].agent is not None:
             ev.agent = events[-1].agent  # "the person picked up the cup and walked to the bed"
         after = ms[hi + 1:hi_bound]
@@ -552,6 +560,13 @@ def _event_claims(ms: list[_M]) -> list[_Event]:
         if not times and n == 0:
             times = [m for m in ms[:hi] if m.kind == "time"]  # "At 2.1 s the person ..."
         ev.time = times[0] if times else None
+        if h.kind in ("pred", "event") and not ev.others and ev.agent is not None and \
+                not any(m.kind in ("noun", "wild") for m in after):
+            # a stranded predicate names its object before the subject: "the table the cup was on"
+            k = ms.index(ev.agent)
+            prior = [m for m in ms[:k] if m.kind == "noun"]
+            if prior and ms[k - 1] is prior[-1]:
+                ev.others = [prior[-1]]
         passive = h.kind == "verb" and hi > 0 and ms[hi - 1].kind == "copula" and ms[hi - 1].end == h.pos
         if passive and ev.agent is not None:
             # "the cup was put down on the table by the person": every named party fills some slot
@@ -598,7 +613,14 @@ _CONTENT = {"noun", "verb", "pred", "event", "value"}
 def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
                window: tuple[str, Action | Relation] | None) -> _Parsed:
     """The checked claims of one clause's mentions."""
-    negated = any(m.kind == "neg" for m in ms)
+    heads = [m.pos for m in ms if m.kind in ("verb", "pred", "event")]
+    negs = [m.pos for m in ms if m.kind == "neg"]
+
+    def negated_at(pos: int) -> bool:
+        """A negation scopes over what follows it up to the next event: "the person who opened the
+        door did not give the book" denies the giving only."""
+        return any(n < pos and not any(n < h < pos for h in heads) for n in negs)
+
     claims: list[Claim] = []
     grounded_events: list[Action | Relation | None] = []
     used: set[int] = set()
@@ -609,7 +631,7 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
         cands = ck.matching(ev)
         words = " ".join(m.text for m in [ev.agent, ev.head, *ev.others] if m is not None)
         span = ev.time.span if ev.time is not None else None
-        if negated:
+        if negated_at(ev.head.pos):
             # "we look at what happens meanwhile ... no moment when anyone picked up": within the window
             cands = [e for e in cands if _in_window(e, window, ck.duration)]
             ok = not cands
@@ -647,7 +669,13 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
             continue
         nxt = next((x for x in ms if x.pos == m.end), None)
         target = nxt if nxt is not None and nxt.kind == "noun" else None
-        if target is None:
+        name_at = next((x for x in ms if x.kind == "attrname" and x.pos < m.pos), None)
+        if target is None and name_at is not None:
+            # "the color of the object the man picked up is red": the phrase right after the name
+            head = next((x for x in ms if x.pos > name_at.pos and x.kind in ("noun", "wild")), None)
+            if head is not None and head.kind == "noun":
+                target = head  # (a wildcard head: any object may have it)
+        if target is None and name_at is None:
             prior = [x for x in nouns if x.pos < m.pos]
             target = prior[-1] if prior else None
         if target is not None:
@@ -664,7 +692,7 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
                     hits.append((oid, _coverage(time.span, lo, hi) if time is not None else 1.0,
                                  _tiou(time.span[0], time.span[1], lo, hi) if time is not None else None))
         words = f"{target.text if target else ''} {'/'.join(names)} {m.text}".strip()
-        if negated:
+        if negated_at(m.pos):
             ok = not hits
             claims.append(Claim("attribute", words, ok, 1.0 if ok else 0.0, "no object has it" if ok else
                                 f"{hits[0][0]} has it", negated=True, conclusion=conclusion))
@@ -682,7 +710,7 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
         if id(m) in used:
             continue
         objs = ck.objs(m) or set()
-        if negated:
+        if negated_at(m.pos):
             claims.append(Claim("entity", m.text, not objs, 1.0 if not objs else 0.0,
                                 "absent from the graph" if not objs else f"the graph has {sorted(objs)[0]}",
                                 negated=True, conclusion=conclusion))
