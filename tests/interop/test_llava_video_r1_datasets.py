@@ -59,7 +59,7 @@ def test_llava_export_has_one_placeholder_per_sample(world, tmp_path, monkeypatc
 
     folder = tmp_path / "llava"
     invoke("qa", "export", world["qa"], "--format", "llava", "--out", folder, "--paths", paths)
-    tok = AutoTokenizer.from_pretrained(tiny_model_path("qwen2.5-vl")  # LLaVA-Video-7B-Qwen2 is a Qwen2 LLM)
+    tok = AutoTokenizer.from_pretrained(tiny_model_path("qwen2.5-vl"))  # LLaVA-Video-7B-Qwen2 is a Qwen2 LLM
     items = json.loads((folder / "llava.json").read_text())
     monkeypatch.chdir(tmp_path)  # LLaVA-NeXT's training runs from its own checkout
     for it in items:
