@@ -271,6 +271,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         audit(tmp_path / "empty", g)
     res = CliRunner().invoke(app, ["qa", "audit", str(tmp_path / "empty"), str(g)])
     assert res.exit_code == 1 and "no such Q/R/A file" in res.output and "Traceback" not in res.output
+    (tmp_path / "nographs").mkdir()
+    with pytest.raises(DataError, match="no graph files"):
+        audit(qa, tmp_path / "nographs")
+    other = tmp_path / "other"
+    save_graph(_graph("OTHER"), other / "OTHER.json")
+    res = CliRunner().invoke(app, ["qa", "audit", str(qa), str(other), "--strict"])
+    assert res.exit_code == 1 and "have no graph" in res.output
     res = CliRunner().invoke(app, ["qa", "audit", str(qa), str(g), "--margin", "-1"])
     assert res.exit_code == 1 and "margin" in res.output
     (tmp_path / "bad.json").write_text("{}")

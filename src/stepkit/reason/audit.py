@@ -44,7 +44,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from stepkit.errors import DataError, StepkitError
+from stepkit.errors import DataError
 
 DEFAULT_MARGIN = 1.0
 DEFAULT_FOLDS = 5
@@ -887,10 +887,9 @@ def audit(qa: str | os.PathLike, graphs: str | os.PathLike, *, reference: str | 
     records = list(iter_records(qa))
     if not records:
         raise DataError(f"{qa}: no records")
-    try:
-        lookup = GraphLookup(graphs)
-    except StepkitError:
-        raise
+    lookup = GraphLookup(graphs)
+    if not lookup.files:
+        raise DataError(f"{graphs}: no graph files (*.json) to audit the records against")
     try:
         from stepkit.reason.plausibility import load_prior
 
@@ -1140,6 +1139,8 @@ def _fmtv(v: Any) -> str:
 def failed_checks(report: dict[str, Any], max_implausible: float = 0.02, blind_points: float = 0.05) -> list[str]:
     """The quality bars (issue 12's done-when) a report misses."""
     out = []
+    if report["no_graph"]:
+        out.append(f"{report['no_graph']} records have no graph in the graphs folder")
     if report["mismatches"]:
         out.append(f"{report['mismatches']} programs do not give their answer")
     if report["noop"]["steps"]:
