@@ -81,14 +81,20 @@ def build(data: Path) -> dict:
     for rel in aff["any_object"]:
         if rel in ag_rels:
             prior.any_object.add(clean(words.get(rel, rel)))
-    for rel, objs in aff["contacting"].items():
+    for rel, objs in list(aff.get("spatial", {}).items()) + list(aff["contacting"].items()):
         if rel not in ag_rels:
             continue
         for o in objs:
             if o in ag_objs:
                 prior.add(words.get(rel, rel), o)
-    # the spatial words STAR and the synthetic world use for the same relations
-    prior.any_object.update({"on", "next to", "inside", "in front of", "behind", "near", "under", "at"})
+    # the spatial words STAR and the synthetic world use for the same relations: "on" and "inside"
+    # need a surface or a container, the others fit any object
+    prior.any_object.update({"next to", "in front of", "behind", "near", "beside"})
+    for o in aff["spatial"]["above"] + ["box", "dish", "towel", "blanket", "pillow", "papernotebook", "book", "laptop",
+                                        "bag"]:
+        prior.add("on", o)
+    for o in aff["spatial"]["in"]:
+        prior.add("inside", o)
     doc = prior.to_dict()
     doc["sources"] = {"charades_classes_used": used, "star_action_pairs": n_star,
                       "action_genome_relationships": len(ag_rels), "action_genome_objects": len(ag_objs)}

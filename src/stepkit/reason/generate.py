@@ -202,7 +202,7 @@ class Balancer:
         self.skeleton_cap = max(SKELETON_CAP, 1.0 / max(n_options, 1) + 0.05)
 
     def accepts_skeleton(self, skel: str, answer: str, yesno: bool) -> bool:
-        """Whether adding ``answer`` keeps the skeleton's answers balanced."""
+        """Whether adding ``answer`` keeps the skeleton's (or the slot's) answers balanced."""
         c = self.skeletons[skel]
         if yesno:
             other = "no" if answer == "yes" else "yes"
@@ -245,40 +245,61 @@ def _same_sort(kind: str, answer: str):
     return lambda v: is_person_label(v) == person
 
 
+# Attributes whose values fit any object (any thing can be red or small); others ("state",
+# "material") are offered only with values seen on objects of the same noun.
+GENERIC_ATTRIBUTES = frozenset({"color", "colour", "size", "shirt", "shirt color"})
+MIN_OPTIONS = 2
+
+
 class Distractors:
     """Multiple-choice options. Distractors are, first, *compositional conflicts* (values of the
     same slot true elsewhere in this video: another object the verb was done to, another action
     of the same person), then values of the same kind from the corpus; each must be plausible in
-    the question's slot (``plausibility.py``), conflict with neither the answer nor another option
-    (``conflicts.yaml``), and be false in the graph (not among the values the graph makes true for
-    the question, read through entailments). Among eligible values, those offered as options less
-    often than they are answers come first, so no value is a better bet than another from the
-    text alone."""
+    the question's slot (``plausibility.py``; attribute values seen on that noun), conflict with
+    neither the answer nor another option (``conflicts.yaml``), and be false in the graph (not
+    among the values the graph makes true for the question, read through entailments). Among
+    eligible values, those offered less often than they are the answer *in the same slot* come
+    first, so that no value is a better bet than another from the wording alone. Where fewer
+    plausible values exist than ``n_options - 1``, fewer options are offered (at least 2)."""
 
     def __init__(self, rng: random.Random, n_options: int = 4, prior: PlausibilityPrior | None = None):
         self.rng = rng
         self.n = n_options
         self.prior = prior
+        # pairs seen in the corpus itself: a distractor must be a value this slot really takes
+        # somewhere (one only the prior knows is rarely an answer, so a text-only learner could
+        # rule it out); the shipped prior judges the pairs of "no" questions
+        self.corpus = PlausibilityPrior()
+        self.subjects: dict[str, set[str]] = defaultdict(set)  # predicate -> nouns seen as its subject
         self.pool: dict[str, Counter] = defaultdict(Counter)
+        self.attr_nouns: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.pred_sorts: dict[str, set[bool]] = defaultdict(set)
         self.fallback = lexicon()["fallback"]
         self._positions: list[int] = []
         self.position_counts: Counter = Counter()
         self.as_answer: Counter = Counter()
         self.as_option: Counter = Counter()
+        self.count_ranks: Counter = Counter()
         self._cache: dict[str, list[str]] = {}
 
     def observe(self, ctx: GraphContext) -> None:
         """Add a graph's vocabulary to the pools."""
         self._cache = {}
+        self.corpus.add_graph(ctx.graph)
         for o in ctx.graph.objects:
             self.pool["label"][ctx.label(o.id)] += 1
             for a in o.attributes:
                 self.pool[f"value:{a.name}"][clean(a.value)] += 1
+                self.attr_nouns[(a.name, ctx.label(o.id))].add(clean(a.value))
         for e in ctx.graph.actions:
             self.pool["verb"][ctx.verb(e.verb)] += 1
             self.pool["action"][ctx.action_phrase(e.id)] += 1
         for r in ctx.graph.relations:
             self.pool["predicate"][clean(r.predicate)] += 1
+            if r.subject in ctx.objects:
+                self.subjects[clean(r.predicate)].add(ctx.label(r.subject))
+            self.pred_sorts[clean(r.predicate)].add(is_person_label(ctx.graph.object_map()[r.subject].label)
+                                                    if r.subject in ctx.objects else False)
 
     def _everything(self, kind: str) -> list[str]:
         got = self._cache.get(kind)
@@ -289,72 +310,119 @@ class Distractors:
     def _fallback(self, kind: str) -> list[str]:
         if kind.startswith("value:"):
             name = kind.split(":", 1)[1]
+            if name not in GENERIC_ATTRIBUTES:
+                return []
             return [str(v) for v in self.fallback.get(name, [])]  # never mix in values of other attributes
-        if kind == "action":
-            return []
-        return [str(v) for v in self.fallback.get(kind, [])]
+        # labels, verbs, predicates and actions: only what the corpus shows (a value the corpus
+        # never has as an answer would be eliminable from the text alone)
+        return []
 
     def _plausible(self, cand: Candidate, v: str) -> bool:
-        if self.prior is None:
-            return True
+        kind = cand.answer_kind
+        if kind.startswith("value:"):
+            name = kind.split(":", 1)[1]
+            return name in GENERIC_ATTRIBUTES or v in self.attr_nouns.get((name, cand.slots.get("noun", "")), ())
+        if kind == "predicate" and cand.slots.get("subj_person") is not None:
+            sorts = self.pred_sorts.get(v)
+            if sorts is not None and (cand.slots["subj_person"] == "1") not in sorts:
+                return False
         pv, other = cand.slot
-        if cand.answer_kind == "label" and pv is not None:
-            return self.prior.is_plausible(pv, v)
-        if cand.answer_kind in ("verb", "predicate") and other is not None:
-            return self.prior.is_plausible(v, other)
+        if kind == "label" and cand.variant == "relation_subject":
+            return v in self.subjects.get(cand.slots.get("pred", ""), ())
+        if kind == "label" and pv is not None:
+            return self.corpus.is_plausible(pv, v)
+        if kind in ("verb", "predicate") and other is not None:
+            return self.corpus.is_plausible(v, other)
         return True
 
-    def _score(self, kind: str, v: str) -> float:
-        # values that are answers more often than options go first (balances the value prior)
-        return self.as_answer[(kind, v)] - self.as_option[(kind, v)] / max(self.n - 1, 1)
+    @staticmethod
+    def _slot_key(cand: Candidate) -> str:
+        return f"{cand.answer_kind}|{cand.slot[0] or cand.slot[1] or cand.variant}"
+
+    def _score(self, key: str, v: str) -> float:
+        # values that are answers in this slot more often than 1 in n of their offers go first
+        return self.as_answer[(key, v)] * (self.n - 1) - self.as_option[(key, v)]
 
     def options(self, cand: Candidate) -> tuple[list[str], int] | None:
         """Options and the answer's index, or None when too few distractors exist."""
         ans = cand.answer
         kind = cand.answer_kind
+        key = self._slot_key(cand)
         picks: list[str] = []
         if kind == "count":
+            # The answer's rank among the numbers offered is balanced (else "the second smallest"
+            # would be a good bet), and so is how often each number is the answer when offered.
             k = int(ans)
-            lo = self.rng.randint(max(0, k - self.n + 1), k)
-            picks = [str(x) for x in range(lo, lo + self.n) if x != k]
+            ranks = list(range(0, min(k, self.n - 1) + 1))
+            self.rng.shuffle(ranks)
+            rho = min(ranks, key=lambda r: self.count_ranks[r])
+
+            def best(values: list[int], m: int) -> list[int]:
+                self.rng.shuffle(values)
+                values.sort(key=lambda x: -self._score(key, str(x)))
+                return values[:m]
+
+            below = best(list(range(max(0, k - 5), k)), rho)
+            above = best(list(range(k + 1, k + 6)), self.n - 1 - rho)
+            picks = [str(x) for x in sorted(below + above)]
+            self.count_ranks[rho] += 1
         else:
             fits = _same_sort(kind, ans)
             truth = cand.also_true
+            # the answer is never in an open question, so an option the question names would be
+            # eliminable from the text alone
+            said = None if cand.variant in CHOICE_VARIANTS else cand.question
 
             def ok(v: str) -> bool:
+                # ``truth`` already holds the synonyms, hypernyms and entailments of what is true
                 return (v != ans and fits(v) and not conflicts(v, ans) and v not in truth
-                        and not any(conflicts(v, t) for t in truth)
+                        and (said is None or not answer_in_question(said, v))
                         and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v))
 
             def take(values: list[str]) -> None:
                 vals = sorted(set(values))
                 self.rng.shuffle(vals)
-                vals.sort(key=lambda v: -self._score(kind, v))
+                vals.sort(key=lambda v: -self._score(key, v))
                 for v in vals:
                     if len(picks) >= self.n - 1:
                         return
                     if ok(v):
                         picks.append(v)
 
+            take([c for c in cand.near if c != ans])
             take([c for c in cand.conflicts if c != ans])
             if len(picks) < self.n - 1:
                 take(self._everything(kind))
-        if len(picks) < self.n - 1:
+        if cand.variant in CHOICE_VARIANTS:
+            # "which first, A or B?": the options are A and B
+            picks = [c for c in cand.conflicts if c != ans][:1]
+        if len(picks) < MIN_OPTIONS - 1:
             return None
-        if not self._positions:
-            self._positions = self.rng.sample(range(self.n), self.n)
-        pos = self._positions.pop()
+        n = len(picks[: self.n - 1]) + 1
+        if kind == "count":
+            # numbers are offered in order: the answer sits at its (balanced) rank
+            opts = sorted(picks + [ans], key=int)
+            pos = opts.index(ans)
+            self.position_counts[pos] += 1
+            return opts, pos
+        if n == self.n:
+            if not self._positions:
+                self._positions = self.rng.sample(range(self.n), self.n)
+            pos = self._positions.pop()
+        else:
+            pos = self.rng.randrange(n)
         opts = picks[: self.n - 1]
         opts.insert(pos, ans)
         self.position_counts[pos] += 1
         return opts, pos
 
-    def commit(self, kind: str, options: list[str], answer: str) -> None:
+    def commit(self, cand: Candidate, options: list[str]) -> None:
         """Count an accepted record's options (for the value balance)."""
-        self.as_answer[(kind, answer)] += 1
+        key = self._slot_key(cand)
+        self.as_answer[(key, cand.answer)] += 1
         for o in options:
-            if o != answer:
-                self.as_option[(kind, o)] += 1
+            if o != cand.answer:
+                self.as_option[(key, o)] += 1
 
 
 def _pick_steps(targets: dict[int, float], counts: Counter, total: int) -> int:
@@ -380,6 +448,7 @@ class Generator:
                                        self.prior)
         self.anchored_multi = 0
         self.multi = 0
+        self.phrase_counts: Counter = Counter()
         self.step_counts: Counter = Counter()
         self.type_counts: Counter = Counter()
         self.bucket_counts: Counter = Counter()
@@ -401,6 +470,7 @@ class Generator:
         self.verbs.update(a.verb for a in graph.actions)
         rng = random.Random(_stable_seed(cfg.seed, graph.video_id))
         sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs), prior=self.prior)
+        sampler.phrase_counts = self.phrase_counts
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
@@ -509,6 +579,12 @@ class Generator:
         if not self.balancer.accepts_skeleton(skel, cand.answer, yesno):
             self._drop(cand, "unbalanced-skeleton")
             return None
+        # ...and inside its slot (the verb / predicate / object the question names): "how many
+        # people" is mostly 1, "what was the cup on" mostly a table, unless held in balance
+        slot_key = f"slot|{cand.type}|{cand.slot[0] or ''}|{cand.slot[1] or ''}"
+        if cand.slot != (None, None) and not self.balancer.accepts_skeleton(slot_key, cand.answer, yesno):
+            self._drop(cand, "unbalanced-slot")
+            return None
         # Honesty: every step narrows something (ablation), every time decision has its margin,
         # every reference the program uses is said in the question.
         values = cand.builder.values
@@ -542,11 +618,15 @@ class Generator:
         seen_programs.setdefault(key, []).append(program)
         seen_questions.add(cand.question)
         self.balancer.add(bucket, cand.answer, skel)
+        if cand.slot != (None, None):
+            self.balancer.skeletons[slot_key][cand.answer] += 1
         if options is not None:
-            self.distractors.commit(cand.answer_kind, options, cand.answer)
+            self.distractors.commit(cand, options)
         if steps > 1:
             self.multi += 1
             self.anchored_multi += cand.anchored
+        if cand.phrasing is not None:
+            self.phrase_counts[cand.phrasing] += 1
         self.step_counts[steps] += 1
         self.type_counts[cand.type] += 1
         self.bucket_counts[f"{cand.type}/{steps}"] += 1

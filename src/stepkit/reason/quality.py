@@ -52,9 +52,21 @@ def run_all(program: Sequence[dict[str, Any]], ctx: GraphContext) -> list:
     return _run_from(program, ctx, [], 0, {})
 
 
-def _outcome(program, vals: list) -> tuple:
+_AGGREGATE = frozenset({"exists", "count", "compare_count"})
+
+
+def _outcome(program, vals: list, ctx: GraphContext | None = None) -> tuple:
+    """What ablation compares: the answer, and for an aggregate (exists / count) the set it reads
+    (a yes or a count can come out the same from other evidence)."""
     last = program[-1]
-    return (vals[-1],) + tuple(vals[j] for j in last["in"] if not isinstance(vals[j], Window))
+    v = vals[-1]
+    if last["op"] in _AGGREGATE:
+        return (v,) + tuple(vals[j] for j in last["in"] if not isinstance(vals[j], Window))
+    if ctx is not None and isinstance(v, str) and (v in ctx.events or v in ctx.objects):
+        from stepkit.reason.ops import answer_text
+
+        return (answer_text(v, ctx),)
+    return (v,)
 
 
 def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: list[list[int]]) -> Any:
@@ -84,7 +96,7 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
     if values is None:
         values = run_all(program, ctx)
     consumers = _consumers(program)
-    want = _outcome(program, values)
+    want = _outcome(program, values, ctx)
     out = []
     for i, n in enumerate(program):
         if not _STEP[n["op"]] or i == len(program) - 1:
@@ -99,7 +111,7 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
             vals = _run_from(program, ctx, values, i, {i: v})
         except ExecError:
             continue
-        if _outcome(program, vals) == want:
+        if _outcome(program, vals, ctx) == want:
             out.append(i)
     return out
 
@@ -156,6 +168,17 @@ def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin
             elif w.mode == "after":
                 shifted = [w._replace(t0=w.t0 - margin)]
             else:
+                # "while" needs the spans to overlap: an event that only touches the window is shaky
+                touching = False
+                for c in range(i + 1, len(program)):
+                    if i in program[c]["in"] and isinstance(values[c], tuple):
+                        for e in values[c]:
+                            ev_e = ev.get(e)
+                            if ev_e is not None and min(ev_e.t1, w.t1) - max(ev_e.t0, w.t0) <= 0:
+                                touching = True
+                if touching:
+                    probs.append("window-margin")
+                    continue
                 m = min(margin, (w.t1 - w.t0) / 4)
                 shifted = [w._replace(t0=w.t0 - margin, t1=w.t1 + margin), w._replace(t0=w.t0 + m, t1=w.t1 - m)]
             for s in shifted:

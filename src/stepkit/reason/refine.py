@@ -99,7 +99,7 @@ def refine_record(record: QRARecord, graph: STSG | GraphContext, backend: Any, p
     """
     from stepkit.models.base import Prompt, SamplingParams
 
-    ctx = graph if isinstance(graph, GraphContext) else GraphContext(graph)
+    ctx = graph if isinstance(graph, GraphContext) else GraphContext(graph, natural=True)
     statements = "\n".join(f"{i}. {s.text}" for i, s in enumerate(record.rationale, 1))
     prompt = Prompt(text=PROMPT.format(question=record.question, statements=statements, answer=record.answer))
     replies = backend.generate([prompt], params or SamplingParams(max_new_tokens=512))

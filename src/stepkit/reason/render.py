@@ -7,7 +7,7 @@ from typing import Any
 
 from stepkit.data.record import RationaleStep
 from stepkit.graph.types import Action
-from stepkit.reason.lexicon import action_words, cap, clean, fmt_time, ordinal, past, phrases, with_object
+from stepkit.reason.lexicon import action_words, cap, clean, fmt_time, is_person_label, ordinal, past, phrases, with_object
 from stepkit.reason.ops import GraphContext, TraceStep, Window
 
 _MAX_LISTED = 3
@@ -24,7 +24,7 @@ def edge_core(ctx: GraphContext, eid: str) -> str:
         obj = _the(ctx, e.object) if e.object is not None else ""
         tgt = _the(ctx, e.target) if e.target is not None else ""
         return f"{_the(ctx, e.agent)} {action_words(past(e.verb), e.verb, obj, tgt)}"
-    return f"{_the(ctx, e.subject)} is {clean(e.predicate)} {_the(ctx, e.object)}"
+    return f"{_the(ctx, e.subject)} was {clean(e.predicate)} {_the(ctx, e.object)}"
 
 
 def edge_sentence(ctx: GraphContext, eid: str) -> str:
@@ -55,6 +55,13 @@ def _span(ctx: GraphContext, ids) -> tuple[float | None, float | None]:
             else:
                 lo, hi = min(lo, e.t0), max(hi, e.t1)
     return lo, hi
+
+
+def _attr_key(ctx: GraphContext, oid: str, name: str, key: str) -> str:
+    """The rationale phrasing for an attribute: a person's colour is their shirt's."""
+    if clean(name) in ("color", "colour", "shirt", "shirt color") and is_person_label(ctx.objects[oid].label):
+        return key + "_person"
+    return key
 
 
 def _input_ids(trace: list[TraceStep], i: int, seen: set[int] | None = None) -> list[str]:
@@ -123,7 +130,8 @@ def _statement(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> tuple
         return R["events_none"].format(clause=_none_clause(ctx, trace, t)), _searched(ctx, trace, t)
     if op == "filter_attr":
         objs = [i for i in ids if i in ctx.objects] or _input_ids(trace, t.index)
-        txt = " ".join(R["filter_attr"].format(attr=clean(t.args["name"]), o=_the(ctx, o), value=clean(t.args["value"]))
+        txt = " ".join(R[_attr_key(ctx, o, t.args["name"], "filter_attr")].format(
+            attr=clean(t.args["name"]), o=_the(ctx, o), value=clean(t.args["value"]))
                        for o in objs[:3])
         return (txt or R["filter_attr_none"].format(value=clean(t.args["value"]))), objs
     if op == "query_attr":
@@ -136,7 +144,8 @@ def _statement(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> tuple
                 hi = fmt_time(a.t1 if a.t1 is not None else ctx.duration)
                 when = f" from {lo} s to {hi} s"
                 break
-        return R["query_attr"].format(attr=clean(t.args["name"]), o=_the(ctx, oid), value=clean(str(out)),
+        return R[_attr_key(ctx, oid, t.args["name"], "query_attr")].format(
+            attr=clean(t.args["name"]), o=_the(ctx, oid), value=clean(str(out)),
                                       when=when), [oid]
     if op == "participants":
         objs = [i for i in ids if i in ctx.objects]

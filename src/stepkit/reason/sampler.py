@@ -12,6 +12,7 @@ by ablation (``reason/quality.py``), so a record's step count is that of its min
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from stepkit.graph.types import Action
@@ -64,6 +65,8 @@ class Candidate:
     anchored: bool = False
     asked: tuple[str, ...] = ()
     ref_nodes: list = field(default_factory=list)
+    phrasing: tuple[str, str] | None = None
+    near: list = field(default_factory=list)  # the very first distractors (other events of the same window)
 
 
 def _split(rng: random.Random, total: int, k: int) -> list[int]:
@@ -144,6 +147,9 @@ class Sampler:
         self.anchor_events: set[str] = set()
         self._ref_nodes: list = []
         self.force_anchor = False  # set by the generator while the anchored share is below its target
+        # (template, phrasing) -> records accepted with it; shared with the generator
+        self.phrase_counts: Counter = Counter()
+        self.phrasing: tuple[str, str] | None = None
         self._cache: dict[tuple, list] = {}
         self._refer_edges: dict[str, list] = {}
 
@@ -171,10 +177,19 @@ class Sampler:
         return "person" if oid in self.persons else "object"
 
     def _fill(self, template_key: str, passive_ok: bool = True, **kw: str) -> str:
+        """A question from the phrasing of ``template_key`` used least so far (ties: random), so
+        every phrasing of a template is used."""
         opts = self.ph["questions"][template_key]
         if not passive_ok:
             opts = [o for o in opts if "{participle}" not in o]
-        return cap(" ".join(self._pick(opts).format(**kw).split()))
+        if not opts:
+            raise Reject("no-candidate")
+        counts = self.phrase_counts
+        order = list(range(len(opts)))
+        self.rng.shuffle(order)
+        i = min(order, key=lambda j: counts[(template_key, opts[j])])
+        self.phrasing = (template_key, opts[i])
+        return cap(" ".join(opts[i].format(**kw).split()))
 
     def _plausible(self, pv: str, oid_or_label: str) -> bool:
         if self.prior is None:
@@ -417,7 +432,9 @@ class Sampler:
         self.avoid_edges = set()
         self.anchor_events = set()
         self._ref_nodes = []
+        self.phrasing = None
         cand = _BY_TYPE[qtype](self, b, steps, want)
+        cand.phrasing = self.phrasing
         if b.steps() != steps:
             raise Reject("step-mismatch")
         live = {id(n): i for i, n in enumerate(b.nodes)}
@@ -480,9 +497,14 @@ class Sampler:
         same_sort = [o for o in ctx.graph.objects if (o.id in self.persons) == (oid in self.persons)]
         conflicts = self._memo(("c-attr", attr.name, person), lambda: [
             clean(a.value) for o in same_sort for a in o.attributes if a.name == attr.name])
-        also = self._also(clean(a.value) for a in ctx.objects[oid].attributes if a.name == attr.name)
+        if w is None:
+            also = self._also(clean(a.value) for a in ctx.objects[oid].attributes if a.name == attr.name)
+        else:  # in a window the other values of the attribute are false (and the best distractors)
+            also = self._also([clean(answer)])
+            conflicts = [clean(a.value) for a in ctx.objects[oid].attributes if a.name == attr.name] + list(conflicts)
         return Candidate("attribute", variant, b, question, answer, f"value:{attr.name}",
-                         {"attr": name, "obj": ophrase}, conflicts, also)
+                         {"attr": name, "obj": ophrase, "noun": ctx.label(oid)}, conflicts, also,
+                         slot=(f"attribute:{attr.name}", ctx.objects[oid].label))
 
     def _q_relation(self, b, n, want):
         ctx = self.ctx
@@ -514,8 +536,8 @@ class Sampler:
             also = self._also(clean(ctx.events[i].predicate) for i in ctx.relations
                               if ctx.events[i].subject == r.subject and ctx.events[i].object == r.object)
             return Candidate("relation", variant, b, question, b.values[q], "predicate",
-                             {"subj": sphrase, "obj": ophrase}, conflicts, also, (None, ctx.objects[r.object].label),
-                             asked=(r.id,))
+                             {"subj": sphrase, "obj": ophrase, "subj_person": "1" if r.subject in self.persons else "0"},
+                             conflicts, also, (None, ctx.objects[r.object].label), asked=(r.id,))
         if variant == "relation_object":
             r = ctx.events[self._pick([
                 i for i in rels if self._plain_ok(ctx.events[i].subject, extra)
@@ -645,7 +667,8 @@ class Sampler:
             question = self._fill(f"{key}_any", event=ph["past"])
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
-                             conflicts, self._also([b.values[q]]), asked=(b.values[s],))
+                             conflicts, self._also([b.values[q]]), asked=(b.values[s],),
+                             near=[ctx.action_phrase(i) for i in b.values[acts]])
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, da)
         anchors = [i for i in self.acts_by_agent[agent]
@@ -661,7 +684,8 @@ class Sampler:
         question = self._fill(key, agent=aphrase, event=ph["ger"])
         conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in self.acts_by_agent[agent]])
         return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts,
-                         self._also([b.values[q]]), asked=(b.values[s],))
+                         self._also([b.values[q]]), asked=(b.values[s],),
+                         near=[ctx.action_phrase(i) for i in b.values[f]])
 
     def _q_ordinal_anchored(self, b, n):
         """The k-th event in a window: "What was the second thing that happened after ...?" (3
@@ -762,7 +786,7 @@ class Sampler:
             c = b.add("count", [i])
             question = self._fill("counting_label", plural=plural(lab))
             return Candidate("counting", "counting_label", b, question, str(b.values[c]), "count",
-                             {"plural": plural(lab), "label": noun_info(lab).noun})
+                             {"plural": plural(lab), "label": noun_info(lab).noun}, slot=(None, lab))
         if n == 3 and self.rng.random() < 0.5:
             # how many things happened in a window (localize + its event + count)
             w, anchor, _ = self._maybe_anchor(b, 2, p=1.0)
@@ -802,7 +826,7 @@ class Sampler:
             self._mark_asked(b.values[f])
             question = self._fill("counting_any", something=verb_something(verb), anchor=anchor)
             return Candidate("counting", "counting_any", b, question, str(b.values[c]), "count",
-                             {"agent": "someone"}, asked=tuple(b.values[f]))
+                             {"agent": "someone"}, slot=(verb, None), asked=tuple(b.values[f]))
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, extra)
         pool = ctx.actions if variant == "counting_events" else self.thing_actions
@@ -828,7 +852,8 @@ class Sampler:
         fr = verb_frame(verb)
         question = self._fill(variant, agent=aphrase, verb=ctx.verb(verb), something=verb_something(verb),
                               prep=_prep(verb) if fr.thing == "object" else "", anchor=anchor)
-        return Candidate("counting", variant, b, question, str(b.values[c]), "count", {"agent": aphrase})
+        return Candidate("counting", variant, b, question, str(b.values[c]), "count", {"agent": aphrase},
+                         slot=(verb, None))
 
     def _q_existence(self, b, n, want):
         ctx = self.ctx
@@ -851,7 +876,8 @@ class Sampler:
             question = self._fill("existence_label", Be="Are" if many else "Is", indef=indef)
             be = "are" if many else "is"
             clause = f"there {be} {indef}" if want == "yes" else f"there {be} no {info.noun}"
-            return Candidate("existence", "existence_label", b, question, want, "yesno", {"exists_clause": clause})
+            return Candidate("existence", "existence_label", b, question, want, "yesno", {"exists_clause": clause},
+                             slot=(None, lab))
         use_rel = bool(ctx.relations) and (not self.obj_actions or self.rng.random() < 0.4)
         pool = list(ctx.relations) if use_rel else self.thing_actions
         first_role = "subject" if use_rel else "agent"
@@ -943,7 +969,7 @@ class Sampler:
                 clause = f"{sphrase} {'did' if ans == 'yes' else 'did not'} {vp}{anchor}"
             variant = "existence_event"
         return Candidate("existence", variant, b, question, ans, "yesno", {"exists_clause": " ".join(clause.split())},
-                         asked=tuple(b.values[f]))
+                         slot=(label, ctx.objects[obj].label), asked=tuple(b.values[f]))
 
     def _q_comparison(self, b, n, want):
         ctx = self.ctx

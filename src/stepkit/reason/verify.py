@@ -97,7 +97,7 @@ class GraphLookup:
                     break
         if graph is None:
             return None
-        ctx = GraphContext(graph)
+        ctx = GraphContext(graph, natural=True)  # records are made with natural nouns
         self._cache = (video_id, ctx)
         return ctx
 
