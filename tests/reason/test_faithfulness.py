@@ -169,7 +169,7 @@ def test_calibration_on_an_untouched_seed(untouched_world) -> None:
     res = calibrate(records, graphs, seed=0)
     assert res["n"] >= 200
     # stepkit's own rationales are faithful; every kind of corruption scores low
-    assert res["original_mean"] >= 0.99
+    assert res["original_mean"] >= 0.98
     assert res["auc"] >= 0.95, res
     for kind, r in res["by_kind"].items():
         assert r["n"] >= 50, (kind, r)

@@ -446,24 +446,29 @@ class _Checker:
                     continue
             elif ev.kind == "action" or clean(e.predicate) not in heads:
                 continue
-            a, rest = self.roles(e)
+            a, _ = self.roles(e)
             if agent is not None and a not in agent:
                 continue
-            # each named participant fills a distinct slot (object or target); with no agent named
-            # before the verb (passive phrasing, "picked up by the person") the agent is a slot too
-            slots = set(rest) | ({a} if ev.agent is None else set())
-            ok = True
-            for o in others:
-                if o is None:
-                    continue
-                hit = o & slots
-                if not hit:
-                    ok = False
-                    break
-                slots -= {sorted(hit)[0]}
-            if ok:
+            if self._fills(e, a, others, ordered=ev.agent is not None):
                 out.append(e)
         return out
+
+    @staticmethod
+    def _fills(e: Action | Relation, agent: str, others: list[set[str] | None], ordered: bool) -> bool:
+        """Whether the participants named after the verb fill the event's slots: in order (object,
+        then target: "put down the cup on the table" is not "put down the table"), or, with no agent
+        named before the verb (passive: "the cup was put down by the man"), in any slots."""
+        slots = [x for x in ((e.object, e.target) if isinstance(e, Action) else (e.object,)) if x is not None]
+        named = [o for o in others if o is not None]
+        if ordered:
+            return len(named) <= len(slots) and all(s in o for s, o in zip(slots, named))
+        free = set(slots) | {agent}
+        for o in named:
+            hit = o & free
+            if not hit:
+                return False
+            free -= {sorted(hit)[0]}
+        return True
 
 
 def _tiou(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -767,6 +772,14 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
                     prev_complete or k <= len(by_start)) else True
             out.append(Claim("order", f"{w} of these: {e.id}", ok, 1.0 if ok else 0.0,
                              "holds in the graph" if ok else "another listed event comes there", refs=(e.id,)))
+        if prev_events and re.search(r"\bof (?:them|these)\b", text, re.I):
+            # "There are 2 of them: the table, the bed": the things counted take part in the events before
+            present = {x for e in prev_events for x in (*ck.roles(e)[1], ck.roles(e)[0])}
+            for c in p.claims:
+                if c.kind == "entity" and not c.negated and c.grounded:
+                    ok = bool(set(c.refs) & present)
+                    out.append(Claim("order", f"{c.text} among the events before", ok, 1.0 if ok else 0.0,
+                                     "takes part in them" if ok else "takes part in none of them", refs=c.refs))
         # "A at 1 s and B at 5 s, so A came first": the winner is named after the two timed events
         pair = (sentence_events + evs)[-2:]
         if len(pair) == 2 and re.search(r"\b(came|comes|happened|happens|was)\s+(first|earlier)\b", text, re.I):
