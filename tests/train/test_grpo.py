@@ -93,6 +93,12 @@ def test_cli_errors_name_the_input(world_qa, tiny_models, tmp_path):
     r = _train(str(qa), "--method", "grpo", "--model", model, "--out", str(tmp_path / "d"), "--max-steps", "1",
                "--graphs", str(empty), "--videos-dir", str(graphs))
     assert r.exit_code == 1 and "no scene graph for video" in r.output
+    try:
+        import vllm  # noqa: F401
+    except ImportError:  # the GPU rollout engine: absent here, and the error says so
+        r = _train(str(qa), "--method", "grpo", "--model", model, "--out", str(tmp_path / "e"), "--max-steps", "1",
+                   "--videos-dir", str(graphs), "--rollout", "vllm")
+        assert r.exit_code == 1 and "vllm" in r.output and "rollout=hf" in r.output
 
 
 @pytest.mark.parametrize("family, extra", [

@@ -270,10 +270,20 @@ class VLLMRollouts:
         from vllm import LLM
 
         self.cfg, self.eos_id, self.pad_id, self.family = cfg, eos_id, pad_id, family
+        # "external_launcher" keeps the engine in this process (one engine per training rank), so the
+        # policy's weights can be loaded into it directly; it reads the torch.distributed variables.
+        for k, v in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
+            os.environ.setdefault(k, v)
+        if "MASTER_PORT" not in os.environ:
+            import socket
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
         self.llm = LLM(model=cfg.model, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                       max_model_len=cfg.vllm_max_model_length, seed=cfg.seed,
-                       distributed_executor_backend="external_launcher" if int(os.environ.get("WORLD_SIZE", "1")) > 1
-                       else None, enable_prefix_caching=True)
+                       max_model_len=cfg.vllm_max_model_length, seed=cfg.seed + int(os.environ["RANK"]),
+                       distributed_executor_backend="external_launcher", enable_prefix_caching=True,
+                       max_num_batched_tokens=4096)
         self._synced_step = -1
 
     def sync(self, model: Any, step: int) -> None:
@@ -316,7 +326,15 @@ class VLLMRollouts:
         if mm:
             req["multi_modal_data"] = mm
         out = self.llm.generate([req], sp, use_tqdm=False)[0]
-        return _cut([list(o.token_ids) for o in out.outputs], self.eos_id)
+        ids, finished = [], []
+        for o in out.outputs:
+            row = list(o.token_ids)
+            done = o.finish_reason == "stop"
+            if done and row[-1:] != [self.eos_id]:
+                row.append(self.eos_id)  # the policy is trained to emit the end token it stopped at
+            ids.append(row)
+            finished.append(done)
+        return ids, finished
 
 
 # --- the loss ---------------------------------------------------------------------------------
