@@ -114,6 +114,29 @@ def test_derived_relations_carry_their_provenance():
     assert not any(a.verb == "sneeze" for a in g.actions if a.id in sum(prov["from_actions"].values(), []))
 
 
+def test_derived_states_of_opened_and_closed_things():
+    # the door: opened 2-4, closed 10-11, opened 20-21; the laptop: opened 5-6 while being closed
+    # 5.5-8 (overlapping: no state between); the light: turned on 1-2
+    g, _ = row_to_graph(_row(objects="door;laptop", length="30",
+                             actions="c008 2 4;c006 10 11;c008 20 21;c048 5 6;c046 5.5 8;c104 1 2"))
+    assert graph_problems(g.to_dict()) == []
+    states = {o.label: [(a.name, a.value, a.t0, a.t1) for a in o.attributes] for o in g.objects}
+    assert states["door"] == [("state", "closed", 0.0, 2.0), ("state", "open", 4.0, 10.0),
+                              ("state", "closed", 11.0, 20.0), ("state", "open", 21.0, 30.0)]
+    assert states["laptop"] == [("state", "closed", 0.0, 5.0), ("state", "closed", 8.0, 30.0)]
+    assert states["light"] == [("state", "off", 0.0, 1.0), ("state", "on", 2.0, 30.0)]
+    prov = g.meta["derived_attributes"]
+    assert prov["rules"].endswith("charades_states.txt")
+    acts = {a.id: a.verb for a in g.actions}
+    door = next(o.id for o in g.objects if o.label == "door")
+    assert [sorted(acts[x] for x in d["actions"]) for d in prov["from_actions"][door]] == [
+        ["open"], ["close", "open"], ["close", "open"], ["open"]]
+    # opened twice without a closing between: the annotations disagree, no state between them
+    g, _ = row_to_graph(_row(objects="door", length="30", actions="c008 2 4;c008 10 11"))
+    door = next(o for o in g.objects if o.label == "door")
+    assert [(a.value, a.t0, a.t1) for a in door.attributes] == [("closed", 0.0, 2.0), ("open", 11.0, 30.0)]
+
+
 def test_relation_table_uses_star_relations_and_real_arguments():
     table = charades_relations()
     assert sorted(table) == [f"c{i:03d}" for i in range(157)]

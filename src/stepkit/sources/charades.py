@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from stepkit.errors import DataError
-from stepkit.graph.types import STSG, Action, Object, Relation
+from stepkit.graph.types import STSG, Action, Attribute, Object, Relation
 from stepkit.parallel import pool_context
 from stepkit.sources.common import PERSON_ID, object_id, write_items, write_summary
 from stepkit.sources.vocab import (
     canonical_object,
     charades_actions,
     charades_relations,
+    charades_states,
     label_synonyms,
     natural_label,
     star_video_fps,
@@ -53,6 +54,7 @@ CARRY_WHILE = frozenset({"c097", "c150"})
 # Words of the ``objects`` column that name no object.
 _NOT_OBJECTS = frozenset({"something", "someone", "somewhere", "nothing", "anything"})
 RELATION_RULES = "stepkit/sources/vocab/charades_relations.txt"
+STATE_RULES = "stepkit/sources/vocab/charades_states.txt"
 
 
 def parse_actions(field: str) -> list[tuple[str, float, float]]:
@@ -147,12 +149,51 @@ def row_to_graph(row: dict[str, str], *, fps: float | None = None) -> tuple[STSG
         g.relations.append(Relation(f"r{n_rel}", PERSON_ID, pred, oid, t0, t1))
         provenance[f"r{n_rel}"] = sorted(src, key=lambda a: int(a[1:]))
     g.meta["derived_relations"] = {"rules": RELATION_RULES, "from_actions": provenance}
+    states = derive_states(g.actions, duration)
+    for oid, attrs in states.items():
+        objects[oid].attributes.extend(Attribute(name, value, t0, t1) for name, value, t0, t1, _ in attrs)
+    if states:
+        g.meta["derived_attributes"] = {"rules": STATE_RULES, "from_actions": {
+            oid: [{"name": n, "value": v, "t0": t0, "t1": t1, "actions": list(src)} for n, v, t0, t1, src in attrs]
+            for oid, attrs in sorted(states.items())}}
     synonyms = {o.label: list(label_synonyms(o.label)) for o in objects.values() if label_synonyms(o.label)}
     if synonyms:
         g.meta["synonyms"] = dict(sorted(synonyms.items()))
     g.objects = sorted(objects.values(), key=lambda o: (o.id != PERSON_ID, o.id))
     g.meta["charades_classes"] = sorted({c for c, _, _ in segments})
     return g, warnings
+
+
+def derive_states(actions: list[Action], duration: float
+                  ) -> dict[str, list[tuple[str, str, float, float, tuple[str, ...]]]]:
+    """Object id → the states its actions imply, as ``(attribute, value, t0, t1, source actions)``.
+
+    After an opening the door is open until the next closing starts (or the video ends); before
+    the first opening it was closed. Consecutive actions that disagree (opened twice) or overlap
+    leave the span between them without a state.
+    """
+    rules = charades_states()
+    by_obj: dict[str, list[Action]] = {}
+    for a in actions:
+        if a.verb in rules and a.object is not None:
+            by_obj.setdefault(a.object, []).append(a)
+    out: dict[str, list[tuple[str, str, float, float, tuple[str, ...]]]] = {}
+    for oid, acts in by_obj.items():
+        acts.sort(key=lambda a: (a.t0, a.t1, a.id))
+        spans = []
+        name, before, _ = rules[acts[0].verb]
+        if acts[0].t0 > 0:
+            spans.append((name, before, 0.0, acts[0].t0, (acts[0].id,)))
+        for cur, nxt in zip(acts, acts[1:] + [None]):
+            name, _, after = rules[cur.verb]
+            end = duration if nxt is None else nxt.t0
+            if nxt is not None and (rules[nxt.verb][0] != name or rules[nxt.verb][1] != after):
+                continue  # the next action does not start from this state: annotations disagree
+            if end > cur.t1:
+                spans.append((name, after, cur.t1, round(end, 3), (cur.id,) + ((nxt.id,) if nxt else ())))
+        if spans:
+            out[oid] = spans
+    return out
 
 
 def merge_relations(items: list[tuple[str, str, float, float, tuple[str, ...]]]

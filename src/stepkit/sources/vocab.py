@@ -90,6 +90,21 @@ def charades_relations() -> dict[str, tuple[tuple[str, str], ...]]:
 
 
 @lru_cache(maxsize=1)
+def charades_states() -> dict[str, tuple[str, str, str]]:
+    """Verb → (attribute, state before, state after) of the actions that change an object's state
+    (``open`` → ``("state", "closed", "open")``), from ``vocab/charades_states.txt``."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for n, line in enumerate(_text("charades_states.txt").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 4:
+            raise DataError(f"charades_states.txt line {n}: expected 4 tab-separated columns")
+        out[parts[0]] = (parts[1], parts[2], parts[3])
+    return out
+
+
+@lru_cache(maxsize=1)
 def label_forms() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Slash class label → (the natural noun, the class's other words), from ``vocab/labels.txt``."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
