@@ -113,3 +113,64 @@ def test_plain_loss_is_token_mean_cross_entropy():
     ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 5), labels[:, 1:].reshape(-1),
                                             ignore_index=IGNORE_INDEX)
     assert torch.allclose(plain_loss(logits, labels), ref)
+
+
+# --- logits only where supervised (issue 16) -------------------------------------------------
+
+def test_kept_targets_give_the_full_loss_on_a_hand_batch():
+    from stepkit.train.loss import kept_targets, supervised_positions
+
+    logits, labels, kinds = _batch()
+    keep = supervised_positions(labels)
+    assert keep.tolist() == [1, 2, 3, 4]  # positions t whose logits predict a target at t + 1
+    lab, kin = kept_targets(labels, kinds, keep)
+    full = dual_objective_loss(logits, labels, kinds, 0.7)
+    kept = dual_objective_loss(logits[:, keep], lab, kin, 0.7)
+    assert torch.equal(full.loss, kept.loss) and torch.equal(full.answer, kept.answer)
+    assert (full.n_answer, full.n_rationale) == (kept.n_answer, kept.n_rationale)
+    none = supervised_positions(torch.full((2, 5), IGNORE_INDEX))
+    assert none.tolist() == [0]
+
+
+def _family_batch(family, qa_dir, tiny_models, tmp_path):
+    from stepkit.data.record import load_records
+    from stepkit.train.collate import DataCollator, VideoChatEncoder, build_specs
+    from stepkit.train.trainer import load_model
+
+    from conftest import quick_config
+
+    cfg = quick_config(qa_dir, tiny_models(family), tmp_path / family)
+    model, processor, fam = load_model(cfg)
+    enc = VideoChatEncoder.from_config(processor, fam, cfg)
+    specs = build_specs(load_records(qa_dir), "dual")
+    batch = DataCollator(processor.tokenizer.pad_token_id)([enc.encode(s) for s in specs[:3]])
+    return model, batch
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava-onevision", "llava-next-video",
+                                    "smolvlm2"])
+def test_logits_only_where_supervised_give_the_same_loss_and_gradients(family, qa_dir, tiny_models, tmp_path):
+    from stepkit.train.loss import model_dual_loss, takes_logits_to_keep
+
+    model, batch = _family_batch(family, qa_dir, tiny_models, tmp_path)
+    model.train()
+    assert takes_logits_to_keep(model)
+    labels, kinds = batch.pop("labels"), batch.pop("label_kinds")
+    batch.pop("sample_kind", None)
+    results = {}
+    for only in (False, True):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        d, out = model_dual_loss(model, dict(batch), labels, kinds, 1.0, supervised_only=only)
+        d.loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[only] = (d, out.logits.shape, grads)
+    (full, full_shape, g_full), (kept, kept_shape, g_kept) = results[False], results[True]
+    assert kept_shape[1] < full_shape[1]  # the head ran on fewer positions
+    assert int((labels[:, 1:] != IGNORE_INDEX).any(0).sum()) == kept_shape[1]
+    for a, b in ((full.loss, kept.loss), (full.answer, kept.answer), (full.rationale, kept.rationale)):
+        assert abs(float(a.detach()) - float(b.detach())) <= 1e-6
+    assert (full.n_answer, full.n_rationale) == (kept.n_answer, kept.n_rationale)
+    assert set(g_full) == set(g_kept)
+    for n in g_full:
+        assert torch.allclose(g_full[n], g_kept[n], rtol=1e-4, atol=1e-6), n

@@ -88,3 +88,68 @@ def plain_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         shift_labels.reshape(-1).to(shift_logits.device),
         ignore_index=IGNORE_INDEX,
     )
+
+
+# --- logits only where supervised --------------------------------------------------------------
+#
+# A Video-LLM's LM head turns every position's hidden state into V logits (V = 151,936 for Qwen):
+# at 4k tokens that is 2.5 GB in float32, and its gradient as much again, although answers and
+# rationales are a few percent of the tokens. The model's own ``logits_to_keep`` argument (every
+# supported family takes it) applies the head to chosen positions only; the loss then sees the
+# same logits at those positions as before, so its value is unchanged.
+
+def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Ascending positions whose logits predict a supervised token (the union over the batch)."""
+    import torch
+
+    keep = (labels[:, 1:] != IGNORE_INDEX).any(0).nonzero(as_tuple=True)[0]
+    if keep.numel() == 0:  # nothing supervised: one position keeps the graph (and the loss is 0)
+        keep = torch.zeros(1, dtype=torch.long, device=labels.device)
+    return keep
+
+
+def kept_targets(labels: torch.Tensor, label_kinds: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and kinds aligned, as :func:`dual_objective_loss` expects, with logits computed at ``keep`` only."""
+    import torch
+
+    keep = keep.to(labels.device)
+    b = labels.shape[0]
+    lab = torch.cat([labels.new_full((b, 1), IGNORE_INDEX), labels[:, keep + 1]], dim=1)
+    kinds = label_kinds.to(labels.device)
+    kin = torch.cat([kinds.new_full((b, 1), IGNORE_KIND), kinds[:, keep + 1]], dim=1)
+    return lab, kin
+
+
+def takes_logits_to_keep(model) -> bool:
+    """Whether ``model`` (or the model inside a PEFT / DDP wrapper) accepts ``logits_to_keep``."""
+    import inspect
+
+    inner = model
+    for _ in range(4):
+        if hasattr(inner, "module") and not hasattr(inner, "lm_head"):  # DDP / accelerate wrappers
+            inner = inner.module
+        elif hasattr(inner, "get_base_model"):  # PEFT
+            inner = inner.get_base_model()
+        else:
+            break
+    try:
+        return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def model_dual_loss(model, inputs: dict, labels: torch.Tensor, label_kinds: torch.Tensor,
+                    lambda_rationale: float = 1.0, *, supervised_only: bool = True):
+    """Run ``model`` on ``inputs`` and return ``(DualLoss, outputs)``.
+
+    With ``supervised_only`` (and a model that takes ``logits_to_keep``) the LM head runs on the
+    supervised positions only and ``outputs.logits`` holds just those; otherwise on every position.
+    """
+    if supervised_only and takes_logits_to_keep(model):
+        keep = supervised_positions(labels).to(labels.device)
+        dev = next((v.device for v in inputs.values() if hasattr(v, "device")), labels.device)
+        outputs = model(**inputs, logits_to_keep=keep.to(dev))
+        lab, kin = kept_targets(labels, label_kinds, keep)
+        return dual_objective_loss(outputs.logits, lab, kin, lambda_rationale), outputs
+    outputs = model(**inputs)
+    return dual_objective_loss(outputs.logits, labels, label_kinds, lambda_rationale), outputs

@@ -196,7 +196,7 @@ def _trainer_classes():
     import torch
     from transformers import Trainer, TrainerCallback
 
-    from stepkit.train.loss import dual_objective_loss
+    from stepkit.train.loss import model_dual_loss
 
     class StepTrainer(Trainer):
         """Trainer whose loss is L_answer + λ·L_rationale; logs both terms into the log history."""
@@ -212,8 +212,10 @@ def _trainer_classes():
             labels = inputs.pop("labels")
             kinds = inputs.pop("label_kinds")
             inputs.pop("sample_kind", None)
-            outputs = model(**inputs)
-            d = dual_objective_loss(outputs.logits, labels, kinds, self.lambda_rationale)
+            # The LM head runs on supervised positions only (same loss, a fraction of the memory);
+            # a caller that wants the outputs (evaluation) gets logits at every position.
+            d, outputs = model_dual_loss(model, inputs, labels, kinds, self.lambda_rationale,
+                                         supervised_only=not return_outputs)
             if model.training:
                 if d.n_answer:
                     self._terms[0] += float(d.answer)
