@@ -104,7 +104,7 @@ def test_gate_fails_a_model_that_ignores_frames_and_passes_one_that_looks(world_
     assert g["passed"] is False and g["gap"] == 0.0 and g["changed"] == 0 and "under 10 points" in g["reason"]
     g = perception_gate_runs(runs["looking", "own"], runs["looking", "shuffle"], steps=None, n_boot=300,
                              out_dir=tmp_path / "gate")
-    assert g["acc_frames"] == 1.0 and g["gap"] >= 0.5 and g["ci_low"] > 0 and g["passed"] is True
+    assert g["acc_frames"] == 1.0 and g["gap"] >= 0.3 and g["ci_low"] > 0 and g["passed"] is True
     assert json.loads((tmp_path / "gate" / "gate.json").read_text())["passed"] is True
 
     runner = CliRunner()
