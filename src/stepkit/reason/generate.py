@@ -44,7 +44,10 @@ SKELETON_CAP = 0.30
 ANCHOR_SHARE = 0.5
 # A graph whose record slots fail this many times in a row has no more questions to give.
 GIVE_UP_AFTER = 5
-DEAD_AFTER = 8
+# How far above its requested share a step count may go when a graph cannot give the one the
+# mix needs most (the mix then still holds within a few points).
+STEP_SLACK = 0.01
+DEAD_AFTER = 12
 # Types whose questions are never anchored in time (a comparison states its two events).
 UNANCHORED_TYPES = frozenset({"comparison"})
 
@@ -481,54 +484,22 @@ class Generator:
         failing: Counter = Counter()
         for _slot in range(cfg.per_video):
             if misses >= GIVE_UP_AFTER:
-                # this graph has run out of honest questions of the step counts the mix needs now
+                # this graph has run out of honest questions of the step counts the mix allows now
                 self.unfilled += 1
-                continue
-            steps = _pick_steps(self.step_targets, self.step_counts, self.total)
-            feasible, cum = self._feasible(steps)
-            if any(failing[(t, steps)] >= DEAD_AFTER for t in feasible):
-                alive = [t for t in feasible if failing[(t, steps)] < DEAD_AFTER]
-                feasible, cum = alive, list(itertools.accumulate(weights[t] for t in alive))
-            if not feasible:
-                self.unfilled += 1
-                misses += 1
                 continue
             rec = None
-            # First try the type furthest below its requested share (so the type mix follows the
-            # request where the graphs allow), then draw types by weight.
+            # The step count furthest below its share first; where this graph has no honest
+            # question of it, the next ones, as long as their share stays within STEP_SLACK.
             n1 = self.total + 1
-            lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
-            lagging = lagging if lagging in feasible else feasible[0]
-            need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
-            sampler.force_anchor = need_anchor
-            for attempt in range(cfg.attempts_per_record):
-                qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
-                if need_anchor and qtype in UNANCHORED_TYPES and attempt < cfg.attempts_per_record - 5:
+            order = sorted(self.step_targets, key=lambda s: (-(self.step_targets[s] * n1 - self.step_counts[s]), s))
+            for k, steps in enumerate(order):
+                if k and self.step_counts[steps] + 1 > self.step_targets[steps] * n1 + max(STEP_SLACK * n1, 2):
                     continue
-                bucket = (qtype, steps)
-                if qtype == "existence":
-                    want = self.balancer.want_yesno(bucket)
-                elif qtype == "counting":
-                    want = self.balancer.saturated(bucket)
-                else:
-                    want = None
-                try:
-                    cand = sampler.sample(qtype, steps, want)
-                except (Reject, ExecError) as exc:
-                    self.drops[exc.reason] += 1
-                    self.drops_by_type[qtype][exc.reason] += 1
-                    failing[(qtype, steps)] += 1
-                    continue
-                if need_anchor and not cand.anchored and attempt < cfg.attempts_per_record - 5:
-                    self._drop(cand, "anchor-quota")
-                    failing[(qtype, steps)] += 1
-                    continue
-                rec = self._finish(cand, ctx, graph, graph_hash, steps, len(out), seen_programs, seen_questions,
-                                   sampler)
-                if rec is not None:
-                    failing[(qtype, steps)] = 0
+                budget = cfg.attempts_per_record if k == 0 else max(cfg.attempts_per_record // 3, 1)
+                rec = self._fill_slot(sampler, ctx, graph, graph_hash, steps, budget, failing, rng, len(out),
+                                      seen_programs, seen_questions)
+                if rec is not None or k >= 2:
                     break
-                failing[(qtype, steps)] += 1
             if rec is None:
                 self.unfilled += 1
                 misses += 1
@@ -536,6 +507,52 @@ class Generator:
             misses = 0
             out.append(rec)
         return out
+
+    def _fill_slot(self, sampler: Sampler, ctx: GraphContext, graph: STSG, graph_hash: str, steps: int, budget: int,
+                   failing: Counter, rng: random.Random, index: int, seen_programs, seen_questions) -> QRARecord | None:
+        """One record of ``steps`` steps within ``budget`` attempts, or None."""
+        weights, type_counts = self.type_weights, self.type_counts
+        feasible, cum = self._feasible(steps)
+        if any(failing[(t, steps)] >= DEAD_AFTER for t in feasible):
+            alive = [t for t in feasible if failing[(t, steps)] < DEAD_AFTER]
+            feasible, cum = alive, list(itertools.accumulate(weights[t] for t in alive))
+        if not feasible:
+            return None
+        # First try the type furthest below its requested share (so the type mix follows the
+        # request where the graphs allow), then draw types by weight.
+        n1 = self.total + 1
+        lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
+        need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
+        sampler.force_anchor = need_anchor
+        for attempt in range(budget):
+            qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
+            late = attempt >= budget - 5
+            if need_anchor and qtype in UNANCHORED_TYPES and not late:
+                continue
+            bucket = (qtype, steps)
+            if qtype == "existence":
+                want = self.balancer.want_yesno(bucket)
+            elif qtype == "counting":
+                want = self.balancer.saturated(bucket)
+            else:
+                want = None
+            try:
+                cand = sampler.sample(qtype, steps, want)
+            except (Reject, ExecError) as exc:
+                self.drops[exc.reason] += 1
+                self.drops_by_type[qtype][exc.reason] += 1
+                failing[(qtype, steps)] += 1
+                continue
+            if need_anchor and not cand.anchored and not late:
+                self._drop(cand, "anchor-quota")
+                failing[(qtype, steps)] += 1
+                continue
+            rec = self._finish(cand, ctx, graph, graph_hash, steps, index, seen_programs, seen_questions, sampler)
+            if rec is not None:
+                failing[(qtype, steps)] = 0
+                return rec
+            failing[(qtype, steps)] += 1
+        return None
 
     def _feasible(self, steps: int) -> tuple[list[str], list[float]]:
         """The types a question of ``steps`` steps can have, and their cumulative weights."""

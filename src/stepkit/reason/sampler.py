@@ -837,18 +837,31 @@ class Sampler:
             raise Reject("no-candidate")
         self.rng.shuffle(verbs)
         n0 = len(b.nodes)
+        agent_acts = [i for i in ctx.actions if ctx.events[i].agent == agent]
+        c = None
         for verb in verbs[:8]:
             b.truncate(n0)
+            c = None
             if variant == "counting_events":
                 acts = b.add("actions", src)
                 f = b.add("filter_events", [acts, ai], label=verb, roles=["agent"])
+                k = b.values[f]
+                # the verb filter and the window must each change what is counted
+                if len(k) == sum(1 for i in b.values[acts] if ctx.events[i].agent == agent) or (
+                        w is not None and len(k) == sum(1 for i in agent_acts if ctx.events[i].verb == verb)):
+                    continue
             else:
                 # the thing a verb is done to sits in its frame's role ("walk to" the table: target)
-                f = b.add("hop", [ai] + src, kind="action", label=verb,
-                          **{"from": "agent", "to": verb_frame(verb).thing})
+                role = verb_frame(verb).thing
+                f = b.add("hop", [ai] + src, kind="action", label=verb, **{"from": "agent", "to": role})
+                if w is not None and len(b.values[f]) == len({role_of(ctx.events[i], role) for i in agent_acts
+                                                              if ctx.events[i].verb == verb} - {None}):
+                    continue
             c = b.add("count", [f])
             if str(b.values[c]) not in avoid:
                 break
+        if c is None:
+            raise Reject("no-candidate")
         fr = verb_frame(verb)
         question = self._fill(variant, agent=aphrase, verb=ctx.verb(verb), something=verb_something(verb),
                               prep=_prep(verb) if fr.thing == "object" else "", anchor=anchor)
