@@ -50,6 +50,8 @@ _COPULA = {"is", "was", "are", "were", "be", "being", "been", "stays", "stayed",
 _ADVERBS = {"not", "n't", "never", "still", "also", "just", "then", "already", "no", "longer"}
 _PREPOSITIONS = {"on", "in", "at", "to", "behind", "above", "beneath", "under", "below", "inside", "near", "by",
                  "with", "of", "over", "beside", "from", "into", "onto", "against", "across", "through"}
+_PRONOUNS = {"it", "them", "him", "her", "something", "anything", "everything", "object", "thing"}
+_PARTICLES = {"up", "down", "in", "on", "off", "out", "to", "into", "onto", "from", "at", "away", "over", "back"}
 #: Words that make the reasoner, not the video, the subject of a verb ("we look at what happens").
 _SELF = {"we", "i", "us", "let", "let's", "you", "that", "this", "which", "what"}
 _UNITS = {"s", "sec", "secs", "second", "seconds"}
@@ -210,9 +212,11 @@ def _build_lex(graph: STSG) -> _Lex:
     for val in values:
         add(val, "value", val)
     split: dict[str, list[tuple[str, str]]] = {}
-    for v in set(lexicon().get("split_particle", [])) | {v for v in verbs if v.startswith("put ")}:
+    # "put the cup in the box", "picked the cup up", "walks over to the bed": a particle verb whose
+    # particle stands apart from its head
+    for v in set(lexicon().get("split_particle", [])) | verbs:
         head, _, particle = clean(v).rpartition(" ")
-        if head and particle:
+        if head and particle in _PARTICLES and " " not in head:
             for f in _verb_forms(head):
                 split.setdefault(f, []).append((particle, clean(v)))
     return _Lex(table, max(len(k) for k in table), split)
@@ -316,6 +320,8 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
         if t in lex.split_heads and (hit is None or len(hit[1]) and hit[0] == 1):
             # "put the cup in the box": a verb whose particle follows its object
             for k in range(i + 1, min(len(toks), i + 7)):
+                if not toks[k][0].isalnum():
+                    break  # the particle belongs to the same clause
                 parts = [v for particle, v in lex.split_heads[t] if particle == toks[k] and not taken[k]]
                 if parts:
                     taken[k] = True
@@ -461,7 +467,7 @@ class _Checker:
         slots = [x for x in ((e.object, e.target) if isinstance(e, Action) else (e.object,)) if x is not None]
         named = [o for o in others if o is not None]
         if ordered:
-            return len(named) <= len(slots) and all(s in o for s, o in zip(slots, named))
+            return len(others) <= len(slots) and all(o is None or s in o for s, o in zip(slots, others))
         free = set(slots) | {agent}
         for o in named:
             hit = o & free
@@ -560,7 +566,8 @@ def _event_claims(ms: list[_M]) -> list[_Event]:
                 cut = first_time + 1  # "A picked up B at 1 s and C ...": C starts the next event
             elif nouns and (len(nouns) > 1 or ms[hi_bound].kind == "pred"):
                 cut = nouns[-1]
-        ev.others = [m for m in after[:cut] if m.kind == "noun"]
+        # a pronoun keeps its place among the participants ("put it down on the table")
+        ev.others = [m for m in after[:cut] if m.kind == "noun" or m.kind == "wild" and m.values[0] in _PRONOUNS]
         times = [m for m in after[:cut] if m.kind == "time"]
         if not times and n == 0:
             times = [m for m in ms[:hi] if m.kind == "time"]  # "At 2.1 s the person ..."
