@@ -36,6 +36,11 @@ FAITHFUL = [
     "The woman is holding the book from 12.0 s to 18.0 s, and she gave the book to the man from 17.0 s to 18.0 s."
     " The answer is give the book to the man.",
     "We see no laptop in the video. So the answer is no.",
+    # particles apart from their verbs, pronouns in place
+    "The man picked the cup up at 1.0 s and put it down on the table from 4.5 s to 5.0 s. "
+    "So the answer is put down the cup on the table.",
+    "The man walks over to the door (8.0-10.0 s), after the woman opened it at 5.0 s. So the answer is walk to the door.",
+    "No, the person who opened the door did not pick up the cup. So the answer is no.",
 ]
 
 

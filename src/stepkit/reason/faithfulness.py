@@ -383,6 +383,8 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             out.append(_M(i, i + 1, "neg", text=t))  # (a leading "No, ..." answers; it denies nothing)
         elif t in _SELF:
             out.append(_M(i, i + 1, "self", text=t))
+        elif t in ("who", "whom"):
+            out.append(_M(i, i + 1, "rel", text=t))
         elif t in _WILDCARD:
             out.append(_M(i, i + 1, "wild", (t,), text=t))
         elif t in _ORDINAL_WORDS or t in ("last", "latest", "earliest", "longest", "shortest"):
@@ -418,6 +420,7 @@ class _Checker:
         self.objects = graph.object_map()
         self.labels = {oid: clean(o.label) for oid, o in self.objects.items()}
         self.events: list[Action | Relation] = list(graph.actions) + list(graph.relations)
+        self.narrow: dict[int, set[str]] = {}  # mention id -> the entities a relative clause allows
 
     def objs(self, m: _M | None) -> set[str] | None:
         """Object ids a noun mention can denote (None: a wildcard / no constraint)."""
@@ -425,6 +428,8 @@ class _Checker:
             if m is not None and m.values and m.values[0] in _GENERIC_PERSON:
                 return {o for o, lab in self.labels.items() if is_person_label(lab)}
             return None
+        if id(m) in self.narrow:
+            return set(self.narrow[id(m)])
         labs = set(m.values)
         out = set()
         for oid, lab in self.labels.items():
@@ -627,6 +632,7 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
     """The checked claims of one clause's mentions."""
     heads = [m.pos for m in ms if m.kind in ("verb", "pred", "event")]
     negs = [m.pos for m in ms if m.kind == "neg"]
+    relative = {m.pos for m in ms if m.kind in ("self", "rel")}  # "who", "that", "which" positions
 
     def negated_at(pos: int) -> bool:
         """A negation scopes over what follows it up to the next event: "the person who opened the
@@ -652,6 +658,9 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
                                 negated=True, refs=tuple(sorted({x for e in cands for x in (e.id,)}))))
             grounded_events.append(None)
             continue
+        if ev.agent is not None and ev.agent.kind == "noun" and ev.agent.end in relative and ev.head.pos > ev.agent.end:
+            # "the person who opened the door ...": later claims about this person mean the opener
+            ck.narrow[id(ev.agent)] = {ck.roles(e)[0] for e in cands}
         if not cands:
             claims.append(Claim(ev.kind, words, False, 0.0, "no event of the graph has these roles",
                                 span=span, conclusion=conclusion))
