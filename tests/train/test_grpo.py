@@ -38,13 +38,39 @@ def _weights(path: Path, name: str = "model.safetensors"):
     return load_file(str(path / name))
 
 
-def _subset(world_qa, tmp_path: Path, n: int) -> Path:
+@pytest.fixture(scope="module")
+def qa3(world_qa, tmp_path_factory) -> Path:
+    """Three of the world questions: a training set small enough to fit."""
     qa, _ = world_qa
-    out = tmp_path / f"qa{n}"
-    out.mkdir()
-    lines = (qa / "qa.jsonl").read_text().splitlines()[:n]
+    out = tmp_path_factory.mktemp("qa3")
+    lines = (qa / "qa.jsonl").read_text().splitlines()[:3]
     (out / "qa.jsonl").write_text("\n".join(lines) + "\n")
     return out
+
+
+@pytest.fixture(scope="module")
+def warm(qa3, world_qa, tiny_models, tmp_path_factory):
+    """family -> a tiny model after a short supervised cold start on ``qa3`` (the R1 recipe: SFT on the
+    rationales, then GRPO). A random tiny model never ends a completion nor names an option, so every
+    reward would be 0, every advantage 0 and nothing would move."""
+    import torch
+
+    _, graphs = world_qa
+    cache: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in cache:
+            out = tmp_path_factory.mktemp(f"sft-{family}")
+            before = torch.get_num_threads()
+            r = _train(str(qa3), "--model", str(tiny_models(family)), "--out", str(out), "--videos-dir", str(graphs),
+                       "--max-steps", "100", "--samples", "combined", "--lr", "3e-3", "--quiet", "--threads", "1",
+                       *FAST)
+            torch.set_num_threads(before)
+            assert r.exit_code == 0, r.output
+            cache[family] = out
+        return cache[family]
+
+    return get
 
 
 def test_config_has_help_on_every_field_and_the_sft_shape():
@@ -105,12 +131,12 @@ def test_cli_errors_name_the_input(world_qa, tiny_models, tmp_path):
     ("qwen2-vl", ["--temporal-contrast"]),   # video input; T-GRPO rollouts on shuffled frames
     ("smolvlm2", ["--lora"]),                # frames as images; reference = base with the adapter off
 ])
-def test_two_families_run_and_log_every_term(world_qa, tiny_models, tmp_path, one_torch_thread, family, extra):
-    qa, graphs = world_qa
+def test_two_families_run_and_log_every_term(qa3, world_qa, warm, tmp_path, one_torch_thread, family, extra):
+    _, graphs = world_qa
     out = tmp_path / family
-    r = _train(str(qa), "--method", "grpo", "--model", str(tiny_models(family)), "--out", str(out), "--videos-dir",
-               str(graphs), "--max-steps", "24", "--batch-size", "1", "--num-generations", "2",
-               "--max-completion-length", "8", "--lr", "1e-3", "--quiet", *FAST, *extra)
+    r = _train(str(qa3), "--method", "grpo", "--model", str(warm(family)), "--out", str(out), "--videos-dir",
+               str(graphs), "--max-steps", "24", "--batch-size", "1", "--num-generations", "3",
+               "--max-completion-length", "48", "--lr", "1e-3", "--quiet", *FAST, *extra)
     assert r.exit_code == 0, r.output
     assert "24/24 steps, finished" in r.output and "kl=" in r.output
     rows = _rows(out)
@@ -132,10 +158,10 @@ def test_two_families_run_and_log_every_term(world_qa, tiny_models, tmp_path, on
     assert (out / weights).is_file()
 
 
-def test_resume_after_a_kill_is_exact(world_qa, tiny_models, tmp_path, one_torch_thread, wait_for):
-    qa, graphs = world_qa
-    common = [str(qa), "--method", "grpo", "--model", str(tiny_models("qwen2-vl")), "--videos-dir", str(graphs),
-              "--max-steps", "16", "--batch-size", "2", "--num-generations", "2", "--max-completion-length", "8",
+def test_resume_after_a_kill_is_exact(qa3, world_qa, warm, tmp_path, one_torch_thread, wait_for):
+    _, graphs = world_qa
+    common = [str(qa3), "--method", "grpo", "--model", str(warm("qwen2-vl")), "--videos-dir", str(graphs),
+              "--max-steps", "16", "--batch-size", "2", "--num-generations", "3", "--max-completion-length", "48",
               "--lr", "1e-3", "--train-vision", "--save-steps", "4", "--quiet", "--seed", "5", *FAST]
     full, split = tmp_path / "full", tmp_path / "split"
     r = _train(*common, "--out", str(full))
@@ -160,6 +186,8 @@ def test_resume_after_a_kill_is_exact(world_qa, tiny_models, tmp_path, one_torch
     a, b = _weights(full), _weights(split)
     assert a.keys() == b.keys()
     assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) <= 1e-6
+    start = _weights(warm("qwen2-vl"))
+    assert max(float((a[k] - start[k]).abs().max()) for k in a) > 1e-4  # GRPO did move the weights
     # the same completions were sampled: every logged reward term matches the uninterrupted run
     ra, rb = _rows(full), _rows(split)
     assert [x["step"] for x in rb] == list(range(1, 17))
@@ -167,16 +195,11 @@ def test_resume_after_a_kill_is_exact(world_qa, tiny_models, tmp_path, one_torch
         assert {k: x[k] for k in TERMS} == pytest.approx({k: y[k] for k in TERMS}, abs=1e-6)
 
 
-def test_mean_reward_rises_on_a_set_small_enough_to_fit(world_qa, tiny_models, tmp_path, one_torch_thread):
-    qa3 = _subset(world_qa, tmp_path, 3)
+def test_mean_reward_rises_on_a_set_small_enough_to_fit(qa3, world_qa, warm, tmp_path, one_torch_thread):
     _, graphs = world_qa
-    warm = tmp_path / "sft"
-    # the R1 recipe: a short supervised cold start on the rationales, then GRPO
-    r = _train(str(qa3), "--model", str(tiny_models("qwen2-vl")), "--out", str(warm), "--videos-dir", str(graphs),
-               "--max-steps", "100", "--samples", "combined", "--lr", "3e-3", "--quiet", *FAST)
-    assert r.exit_code == 0, r.output
     out = tmp_path / "grpo"
-    r = _train(str(qa3), "--method", "grpo", "--model", str(warm), "--out", str(out), "--videos-dir", str(graphs),
+    r = _train(str(qa3), "--method", "grpo", "--model", str(warm("qwen2-vl")), "--out", str(out), "--videos-dir",
+               str(graphs),
                "--max-steps", "20", "--batch-size", "3", "--num-generations", "6", "--max-completion-length", "64",
                "--lr", "3e-4", "--quiet", *FAST)
     assert r.exit_code == 0, r.output

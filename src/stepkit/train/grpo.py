@@ -162,15 +162,15 @@ class PromptBuilder:
         text = enc._render([enc._user_message(user_text(record, self.instruction(record)), clip)], True)
         return text, clip
 
-    def inputs(self, record: Any, shuffle_seed: int | None = None) -> dict[str, Any]:
-        """Processor inputs (batch of one)."""
+    def inputs(self, record: Any, shuffle_seed: int | None = None) -> tuple[dict[str, Any], str, Any]:
+        """(processor inputs (batch of one), prompt text, clip)."""
         text, clip = self.text_and_clip(record, shuffle_seed)
         out = dict(self.encoder.processor(text=[text], return_tensors="pt", **self.encoder._visual_kwargs(clip)))
         n = int(out["input_ids"].shape[1])
         if n > self.cfg.max_length:
             raise DataError(f"Q/R/A record {record.id!r}: the GRPO prompt has {n} tokens > max_length "
                             f"{self.cfg.max_length}; use fewer or smaller frames or a larger max_length")
-        return out
+        return out, text, clip
 
 
 def repeat_inputs(inputs: dict[str, Any], n: int) -> dict[str, Any]:
@@ -339,32 +339,46 @@ class VLLMRollouts:
 
 # --- the loss ---------------------------------------------------------------------------------
 
-def completion_logps(model: Any, prompt_inputs: dict[str, Any], comp_ids: list[list[int]], pad_id: int):
-    """(per-token log-probabilities (G, T) of each completion after the prompt, mask (G, T))."""
+def completion_logps(model: Any, groups: list[tuple[dict[str, Any], list[list[int]]]], pad_id: int):
+    """Per-token log-probabilities (N, T) of every completion after its prompt, and the mask (N, T),
+    in one forward pass over all (prompt, completions) ``groups`` of a micro-batch (rows in order)."""
     import torch
 
-    from stepkit.train.collate import PER_TOKEN_KEYS
+    from stepkit.train.collate import PER_TOKEN_KEYS, DataCollator
 
-    g = len(comp_ids)
-    t = max(len(c) for c in comp_ids)
-    device = model.device
-    comp = torch.full((g, t), pad_id, dtype=torch.long)
-    mask = torch.zeros((g, t), dtype=torch.long)
-    for i, c in enumerate(comp_ids):
-        comp[i, :len(c)] = torch.tensor(c, dtype=torch.long)
+    feats, starts, comps = [], [], []
+    for prompt, comp_ids in groups:
+        ids = prompt["input_ids"][0]
+        extra = {k: v for k, v in prompt.items() if k not in PER_TOKEN_KEYS and isinstance(v, torch.Tensor)}
+        for c in comp_ids:
+            ct = torch.tensor(c, dtype=torch.long)
+            f: dict[str, Any] = {"input_ids": torch.cat([ids, ct]),
+                                 "attention_mask": torch.ones(len(ids) + len(c), dtype=torch.long),
+                                 "sample_kind": torch.tensor(0)}
+            for k in PER_TOKEN_KEYS[2:]:
+                if k in prompt:
+                    f[k] = torch.cat([prompt[k][0], torch.zeros(len(c), dtype=prompt[k].dtype)])
+            f.update(extra)
+            feats.append(f)
+            starts.append(len(ids))
+            comps.append(c)
+    batch = DataCollator(pad_id)(feats)  # right-padded rows, vision tensors concatenated (as SFT batches)
+    batch.pop("sample_kind")
+    n, t = len(comps), max(len(c) for c in comps)
+    target = torch.full((n, t), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, t), dtype=torch.long)
+    for i, c in enumerate(comps):
+        target[i, :len(c)] = torch.tensor(c, dtype=torch.long)
         mask[i, :len(c)] = 1
-    batch = repeat_inputs(prompt_inputs, g)
-    plen = batch["input_ids"].shape[1]
-    batch["input_ids"] = torch.cat([batch["input_ids"], comp], dim=1)
-    batch["attention_mask"] = torch.cat([batch["attention_mask"], mask], dim=1)
-    for k in PER_TOKEN_KEYS[2:]:
-        if k in batch:
-            batch[k] = torch.cat([batch[k], torch.zeros((g, t), dtype=batch[k].dtype)], dim=1)
+    device = next(model.parameters()).device
     batch = _to_device(batch, device)
-    logits = model(**batch, use_cache=False).logits[:, plen - 1:-1, :]
-    logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
-    target = comp.to(device)
-    logp = torch.gather(logits, 2, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    logits = model(**batch, use_cache=False).logits
+    # the logits at position p predict token p + 1: completion token j of row i sits at starts[i] + j
+    pos = (torch.tensor(starts)[:, None] - 1 + torch.arange(t)[None, :]).clamp(max=logits.shape[1] - 1)
+    sel = logits[torch.arange(n)[:, None], pos.to(device)]
+    sel = sel if sel.dtype in (torch.float32, torch.float64) else sel.float()
+    target = target.to(device)
+    logp = torch.gather(sel, 2, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(sel, dim=-1)
     return logp, mask.to(device)
 
 
@@ -394,38 +408,38 @@ def _grpo_trainer_class():
 
         # one micro-batch
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from stepkit.train.rewards import answer_correct, parse_completion
+
             cfg = self.gcfg
             step = self.state.global_step
             micro = self._micro[1] + 1 if self._micro[0] == step else 0
             self._micro = (step, micro)
+            policy = self.accelerator.unwrap_model(model)  # generate() lives on the model, not its DDP wrapper
             if isinstance(self.rollouts, VLLMRollouts):
-                self.rollouts.sync(self.accelerator.unwrap_model(model), step)
+                self.rollouts.sync(policy, step)
+            tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+
+            def decode(ids):
+                return tok.batch_decode([[t for t in c if t != self.rollouts.eos_id] for c in ids],
+                                        skip_special_tokens=True)
+
             groups = []
             for qi in inputs["record_idx"].tolist():
                 rec = self.records[qi]
-                seed = _stable_seed(cfg.seed, step, micro, qi)
-                prompt = self.prompts.inputs(rec)
-                text, clip = self.prompts.text_and_clip(rec)
-                ids, finished = self.rollouts.sample(model, prompt, cfg.num_generations, seed, text, clip)
-                tok = self.processing_class.tokenizer if hasattr(self.processing_class, "tokenizer") \
-                    else self.processing_class
-                texts = tok.batch_decode([[t for t in c if t != self.rollouts.eos_id] for c in ids],
-                                         skip_special_tokens=True)
+                prompt, text, clip = self.prompts.inputs(rec)
+                ids, finished = self.rollouts.sample(policy, prompt, cfg.num_generations,
+                                                     _stable_seed(cfg.seed, step, micro, qi), text, clip)
+                texts = decode(ids)
                 graph = self.graphs.get(rec.video_id)
                 rewards = [score_completion(tx, rec, graph, cfg.weights(), cfg.completion_format, finished=f)
                            for tx, f in zip(texts, finished)]
                 if cfg.temporal_contrast:
                     sh_seed = _stable_seed(cfg.seed, step, micro, qi, "shuffle")
-                    sh_prompt = self.prompts.inputs(rec, shuffle_seed=sh_seed)
-                    sh_text, sh_clip = self.prompts.text_and_clip(rec, shuffle_seed=sh_seed)
-                    sh_ids, sh_fin = self.rollouts.sample(model, sh_prompt, cfg.shuffled_generations(), sh_seed + 1,
+                    sh_prompt, sh_text, sh_clip = self.prompts.inputs(rec, shuffle_seed=sh_seed)
+                    sh_ids, sh_fin = self.rollouts.sample(policy, sh_prompt, cfg.shuffled_generations(), sh_seed + 1,
                                                           sh_text, sh_clip)
-                    sh_texts = tok.batch_decode([[t for t in c if t != self.rollouts.eos_id] for c in sh_ids],
-                                                skip_special_tokens=True)
-                    from stepkit.train.rewards import answer_correct, parse_completion
-
                     sh_ok = [answer_correct(parse_completion(tx, cfg.completion_format, finished=f), tx, rec)
-                             for tx, f in zip(sh_texts, sh_fin)]
+                             for tx, f in zip(decode(sh_ids), sh_fin)]
                     bonus = temporal_bonus([r.correct for r in rewards], sh_ok, alpha=cfg.temporal_alpha,
                                            margin=cfg.temporal_margin)
                     for r, b in zip(rewards, bonus):
@@ -435,47 +449,46 @@ def _grpo_trainer_class():
                 groups.append((rec, prompt, Rollout(ids, finished, texts, rewards)))
             totals = [r.total for _, _, ro in groups for r in ro.rewards]
             batch_std = float(torch.tensor(totals, dtype=torch.float64).std()) if len(totals) > 1 else 0.0
-            num = None
-            den = 0.0
-            for rec, prompt, ro in groups:
-                rw = [r.total for r in ro.rewards]
-                adv = torch.tensor(group_advantages(rw, cfg.scale_rewards, batch_std=batch_std), dtype=torch.float32,
-                                   device=model.device)
-                logp, mask = completion_logps(model, prompt, ro.ids, self.pad_id)
-                maskf = mask.float()
-                if cfg.mask_truncated_completions:
-                    maskf = maskf * torch.tensor([float(f) for f in ro.finished], device=model.device)[:, None]
-                per_token = -torch.exp(logp - logp.detach()) * adv[:, None]
-                kl = None
-                if cfg.beta > 0:
-                    with torch.no_grad():
-                        if self.ref_model is None:  # LoRA: the reference is the base with the adapter off
-                            with self.accelerator.unwrap_model(model).disable_adapter():
-                                ref_logp, _ = completion_logps(model, prompt, ro.ids, self.pad_id)
-                        else:
-                            ref_logp, _ = completion_logps(self.ref_model, prompt, ro.ids, self.pad_id)
-                    d = ref_logp - logp
-                    kl = torch.exp(d) - d - 1.0
-                    per_token = per_token + cfg.beta * kl
-                if cfg.loss_type == "grpo":
-                    part = ((per_token * maskf).sum(1) / maskf.sum(1).clamp(min=1.0)).sum()
-                    den += len(ro.ids)
-                elif cfg.loss_type == "bnpo":
-                    part = (per_token * maskf).sum()
-                    den += float(maskf.sum())
-                else:  # dr_grpo
-                    part = (per_token * maskf).sum()
-                    den += len(ro.ids) * cfg.max_completion_length
-                num = part if num is None else num + part
-                self._record(rec, ro, adv, kl, mask)
-            loss = num / max(den, 1.0)
+            device = next(policy.parameters()).device
+            adv = torch.tensor([a for _, _, ro in groups
+                                for a in group_advantages([r.total for r in ro.rewards], cfg.scale_rewards,
+                                                          batch_std=batch_std)], dtype=torch.float32, device=device)
+            finished = torch.tensor([float(f) for _, _, ro in groups for f in ro.finished], device=device)
+            pairs = [(prompt, ro.ids) for _, prompt, ro in groups]
+            logp, mask = completion_logps(model, pairs, self.pad_id)  # one forward: one DDP reduction
+            maskf = mask.float()
+            if cfg.mask_truncated_completions:
+                maskf = maskf * finished[:, None]
+            per_token = -torch.exp(logp - logp.detach()) * adv[:, None]
+            kl = None
+            if cfg.beta > 0:
+                with torch.no_grad():
+                    if self.ref_model is None:  # LoRA: the reference is the base with the adapter off
+                        with policy.disable_adapter():
+                            ref_logp, _ = completion_logps(policy, pairs, self.pad_id)
+                    else:
+                        ref_logp, _ = completion_logps(self.ref_model, pairs, self.pad_id)
+                d = ref_logp - logp
+                kl = torch.exp(d) - d - 1.0
+                per_token = per_token + cfg.beta * kl
+            if cfg.loss_type == "grpo":
+                loss = ((per_token * maskf).sum(1) / maskf.sum(1).clamp(min=1.0)).mean()
+            elif cfg.loss_type == "bnpo":
+                loss = (per_token * maskf).sum() / maskf.sum().clamp(min=1.0)
+            else:  # dr_grpo
+                loss = (per_token * maskf).sum() / (len(per_token) * cfg.max_completion_length)
+            row = 0
+            for rec, _, ro in groups:
+                g = len(ro.ids)
+                self._record(rec, ro, None if kl is None else kl[row:row + g], mask[row:row + g])
+                row += g
             return (loss, None) if return_outputs else loss
 
         def _add(self, key: str, value: float, n: float = 1.0) -> None:
             self._stats[key] = self._stats.get(key, 0.0) + value * n
             self._stats[key + "#n"] = self._stats.get(key + "#n", 0.0) + n
 
-        def _record(self, rec, ro: Rollout, adv, kl, mask) -> None:
+        def _record(self, rec, ro: Rollout, kl, mask) -> None:
             import statistics
 
             rs = ro.rewards
