@@ -41,13 +41,13 @@ YESNO_SLACK = 2
 SKELETON_CAP = 0.30
 # Share of multi-step questions anchored in time (before / after / while an event) the generator
 # holds: an unanchored candidate of 3+ steps is passed over while the share is below it.
-ANCHOR_SHARE = 0.5
+ANCHOR_SHARE = 0.55
 # A graph whose record slots fail this many times in a row has no more questions to give.
 GIVE_UP_AFTER = 5
 # How far above its requested share a step count may go when a graph cannot give the one the
 # mix needs most (the mix then still holds within a few points).
 STEP_SLACK = 0.01
-DEAD_AFTER = 12
+DEAD_AFTER = 6
 # Types whose questions are never anchored in time (a comparison states its two events).
 UNANCHORED_TYPES = frozenset({"comparison"})
 
@@ -110,7 +110,7 @@ class GenerateConfig:
     types: str = "all"
     seed: int = 0
     options: int = 4
-    attempts_per_record: int = 30
+    attempts_per_record: int = 20
     validate: bool | str = True  # True: quick checks; "full": the JSON Schema too; False: none
     margin: float = DEFAULT_MARGIN  # seconds by which every order a question relies on must be decided
     videos_dir: str | None = None  # where the graphs' videos are (default: as the graphs name them)
@@ -384,6 +384,8 @@ class Distractors:
 
             def take(values: list[str]) -> None:
                 vals = sorted(set(values))
+                if len(vals) > 24:  # a seeded sample of a big vocabulary is enough to choose from
+                    vals = self.rng.sample(vals, 24)
                 self.rng.shuffle(vals)
                 vals.sort(key=lambda v: -self._score(key, v))
                 for v in vals:
@@ -526,8 +528,8 @@ class Generator:
         sampler.force_anchor = need_anchor
         for attempt in range(budget):
             qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
-            late = attempt >= budget - 5
-            if need_anchor and qtype in UNANCHORED_TYPES and not late:
+            late = attempt >= budget - 2
+            if need_anchor and not late and (qtype in UNANCHORED_TYPES or failing[("unanchored", qtype, steps)] >= 2):
                 continue
             bucket = (qtype, steps)
             if qtype == "existence":
@@ -545,7 +547,7 @@ class Generator:
                 continue
             if need_anchor and not cand.anchored and not late:
                 self._drop(cand, "anchor-quota")
-                failing[(qtype, steps)] += 1
+                failing[("unanchored", qtype, steps)] += 1
                 continue
             rec = self._finish(cand, ctx, graph, graph_hash, steps, index, seen_programs, seen_questions, sampler)
             if rec is not None:
