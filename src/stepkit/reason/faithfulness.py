@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from stepkit.graph.types import STSG, Action, Relation
-from stepkit.reason.lexicon import clean, gerund, is_person_label, lexicon, ordinal, past, plural
+from stepkit.reason.lexicon import clean, gerund, is_person_label, lexicon, past, plural
 
 if TYPE_CHECKING:
     from stepkit.data.record import QRARecord
