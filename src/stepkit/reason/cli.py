@@ -29,6 +29,7 @@ def generate_cmd(
     full_validation: bool = typer.Option(False, "--full-validation", help="Also run the full JSON Schema check."),
     videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Folder of the videos (default: as the graphs name them)."),
     paths: str = typer.Option("absolute", "--paths", help=PATHS_HELP),
+    margin: float = typer.Option(1.0, "--margin", help="Seconds by which every order a question relies on must be decided."),
 ) -> None:
     """Generate graph-grounded multi-step questions with rationales and answers."""
     from stepkit.errors import StepkitError
@@ -37,6 +38,11 @@ def generate_cmd(
     cfg = GenerateConfig(per_video=per_video, steps=steps, types=",".join(types), seed=seed, options=options,
                          validate="full" if full_validation else validate,
                          videos_dir=str(videos_dir) if videos_dir is not None else None, paths=paths)
+    if margin < 0:
+        from stepkit.errors import ConfigError
+
+        fail(ConfigError(f"--margin must be 0 or more seconds, got {margin}"))
+    cfg.margin = margin
     try:
         summary = generate(graphs_dir, out, cfg, fmt=fmt, combined=combined)
     except StepkitError as exc:
