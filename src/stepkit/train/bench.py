@@ -143,3 +143,179 @@ def format_bench(r: dict[str, Any]) -> str:
         f"(median pair ratio; totals {r['dual_overhead_total_pct']:+.2f}%)",
         f"loss alone (fwd+bwd on fixed logits): dual {r['loss_only_dual_ms']:.3f} ms vs plain {r['loss_only_plain_ms']:.3f} ms",
     ])
+
+
+# --- peak memory of a training step: logits everywhere vs only where supervised ------------------
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM); False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _memory_point(spec: dict[str, Any]) -> dict[str, Any]:
+    """One (tokens, path) point, run in a fresh process: peak memory and time of a training step."""
+    import torch
+
+    from stepkit.train.loss import ANSWER, IGNORE_INDEX, IGNORE_KIND, RATIONALE, model_dual_loss
+    from stepkit.train.trainer import _family  # noqa: F401 - the family registry is importable here
+
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    torch.manual_seed(spec["seed"])
+    cuda = spec["device"] == "cuda"
+    dtype = getattr(torch, spec["dtype"])
+    from transformers import AutoConfig
+
+    from stepkit.models.families import get_family
+
+    fam = get_family(spec["family"])
+    import transformers
+
+    model_cls = getattr(transformers, fam.model_class)
+    model = model_cls.from_pretrained(spec["model"], dtype=dtype).to(spec["device"])
+    model.train()
+    vocab = AutoConfig.from_pretrained(spec["model"]).get_text_config().vocab_size
+    t, b = int(spec["tokens"]), int(spec["batch_size"])
+    g = torch.Generator().manual_seed(spec["seed"])
+    ids = torch.randint(10, vocab, (b, t), generator=g)
+    labels = torch.full((b, t), IGNORE_INDEX)
+    kinds = torch.full((b, t), IGNORE_KIND)
+    n_sup = max(2, int(t * spec["supervised_fraction"]))
+    n_ans = max(1, n_sup // 5)
+    # the end of each sample is supervised: a rationale, then the answer (as in STEP's targets)
+    labels[:, t - n_sup:] = ids[:, t - n_sup:]
+    kinds[:, t - n_sup: t - n_ans] = RATIONALE
+    kinds[:, t - n_ans:] = ANSWER
+    inputs = {"input_ids": ids.to(spec["device"]), "attention_mask": torch.ones_like(ids).to(spec["device"])}
+    labels, kinds = labels.to(spec["device"]), kinds.to(spec["device"])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    only = spec["path"] == "supervised"
+
+    def step():
+        d, out = model_dual_loss(model, dict(inputs), labels, kinds, 1.0, supervised_only=only)
+        d.loss.backward()
+        opt.step()
+        model.zero_grad(set_to_none=True)
+        shape = tuple(out.logits.shape)
+        del out
+        return d, shape
+
+    # the first step allocates AdamW's state; the measured step is a steady-state one (same weights
+    # as the other path: the first step's update is undone by reloading the weights)
+    step()
+    with torch.no_grad():
+        fresh = model_cls.from_pretrained(spec["model"], dtype=dtype).to(spec["device"]).state_dict()
+        model.load_state_dict(fresh)
+        del fresh
+    import gc
+
+    gc.collect()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        if not _reset_peak_rss():
+            raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs)")
+        base = _rss_kb("VmRSS") * 1024
+    t0 = time.perf_counter()
+    d, shape = step()
+    if cuda:
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kb("VmHWM") * 1024) - base
+    return {"tokens": t, "path": spec["path"], "peak_bytes": int(peak), "step_s": secs, "logits_shape": list(shape),
+            "loss": float(d.loss.detach()), "answer": float(d.answer), "rationale": float(d.rationale),
+            "supervised_tokens": n_sup * b, "vocab_size": int(vocab)}
+
+
+def bench_train_memory(*, family: str = "qwen2-vl", vocab_size: int = 151_936,
+                       tokens: tuple[int, ...] = (1024, 2048, 4096, 8192), batch_size: int = 1,
+                       supervised_fraction: float = 0.05, hidden_size: int = 64, num_layers: int = 2,
+                       dtype: str = "bfloat16", full_max_tokens: int = 4096, seed: int = 0, threads: int = 1,
+                       device: str | None = None) -> dict[str, Any]:
+    """Peak memory and time of one training step (forward, dual loss, backward, AdamW) of a tiny
+    ``family`` model with a ``vocab_size`` LM head, with logits at every position (today's path up to
+    this change) and only at supervised positions, each point in a fresh process. The full path runs
+    up to ``full_max_tokens`` tokens (its logits and their gradient take 2 x tokens x vocab values)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from stepkit.models.tiny import build_tiny_model
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="stepkit-bench-mem-") as tmp:
+        mdir = build_tiny_model(family, Path(tmp) / "tiny", seed=seed, hidden_size=hidden_size, num_layers=num_layers,
+                                intermediate_size=2 * hidden_size)
+        big = Path(tmp) / "model"
+        _resize_vocab(family, mdir, big, vocab_size)
+        for t in tokens:
+            for path in ("full", "supervised"):
+                if path == "full" and t > full_max_tokens:
+                    continue
+                spec = {"family": family, "model": str(big), "tokens": t, "path": path, "batch_size": batch_size,
+                        "supervised_fraction": supervised_fraction, "dtype": dtype, "seed": seed,
+                        "threads": threads, "device": dev}
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                proc = subprocess.run([sys.executable, "-c", "import json, sys; from stepkit.train.bench import "
+                                       "_memory_point; print(json.dumps(_memory_point(json.loads(sys.argv[1]))))",
+                                       json.dumps(spec)], capture_output=True, text=True, env=env)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"memory point {t} tokens / {path} failed: {proc.stderr[-2000:]}")
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {"family": family, "vocab_size": vocab_size, "batch_size": batch_size, "hidden_size": hidden_size,
+            "num_layers": num_layers, "dtype": dtype, "supervised_fraction": supervised_fraction, "device": dev,
+            "threads": threads, "torch": torch.__version__, "rows": rows,
+            "machine": platform.processor() or platform.machine()}
+
+
+def _resize_vocab(family: str, src: Path, dst: Path, vocab_size: int) -> None:
+    """Save the tiny model at ``src`` with its embeddings and LM head grown to ``vocab_size`` rows."""
+    import shutil
+
+    import transformers
+
+    from stepkit.models.families import get_family
+
+    cls = getattr(transformers, get_family(family).model_class)
+    model = cls.from_pretrained(str(src))
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    model.save_pretrained(str(dst))
+    for f in Path(src).iterdir():  # tokenizer and processor files
+        if not (dst / f.name).exists() and f.is_file():
+            shutil.copy(f, dst / f.name)
+
+
+def format_memory(r: dict[str, Any]) -> str:
+    """The memory comparison as a Markdown table."""
+    lines = [f"tiny {r['family']} (hidden {r['hidden_size']}, {r['num_layers']} layers), vocabulary {r['vocab_size']:,}, "
+             f"batch {r['batch_size']}, {r['dtype']}, {r['supervised_fraction']:.0%} of tokens supervised, {r['device']}, "
+             f"{r['threads']} thread(s), torch {r['torch']}",
+             "",
+             "| tokens | logits | peak step memory MiB | step s | loss | L_answer | L_rationale | memory saved |",
+             "|---|---|---|---|---|---|---|---|"]
+    by = {(x["tokens"], x["path"]): x for x in r["rows"]}
+    for (t, path), x in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] != "full")):
+        full = by.get((t, "full"))
+        saved = f"{full['peak_bytes'] / x['peak_bytes']:.1f}x" if path == "supervised" and full and x["peak_bytes"] > 0 else ""
+        lines.append(f"| {t} | {'every position' if path == 'full' else 'supervised only'} {tuple(x['logits_shape'])} | "
+                     f"{x['peak_bytes'] / 2**20:.0f} | {x['step_s']:.2f} | {x['loss']:.6f} | {x['answer']:.6f} | "
+                     f"{x['rationale']:.6f} | {saved} |")
+    return "\n".join(lines) + "\n"

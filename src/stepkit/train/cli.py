@@ -160,20 +160,45 @@ def bench_train_cmd(
     steps: int = typer.Option(20, "--steps", help="Timed optimizer steps."),
     batch_size: int = typer.Option(4, "--batch-size", help="Samples per step."),
     num_frames: int = typer.Option(4, "--num-frames", help="Frames per clip."),
-    hidden_size: int = typer.Option(256, "--hidden-size", help="Tiny model width."),
-    num_layers: int = typer.Option(4, "--num-layers", help="Tiny model depth."),
+    hidden_size: int | None = typer.Option(None, "--hidden-size", help="Tiny model width (default 256; --memory: 64)."),
+    num_layers: int | None = typer.Option(None, "--num-layers", help="Tiny model depth (default 4; --memory: 2)."),
     image_size: int = typer.Option(112, "--image-size", help="Frame size of the tiny model."),
     repeats: int = typer.Option(5, "--repeats", help="Interleaved repeats of the dual-vs-plain loss timing."),
     threads: int = typer.Option(1, "--threads", help="torch intra-op threads (0: library default)."),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
+    memory: bool = typer.Option(False, "--memory", help="Instead: peak memory and time of a training step with logits at every position vs only at supervised ones."),
+    vocab_size: int = typer.Option(151_936, "--vocab-size", help="--memory: LM-head vocabulary (Qwen's by default)."),
+    tokens: list[int] = typer.Option([1024, 2048, 4096, 8192], "--tokens", help="--memory: sequence lengths (repeat)."),
+    full_max_tokens: int = typer.Option(4096, "--full-max-tokens", help="--memory: longest sequence measured with logits at every position."),
+    dtype: str = typer.Option("bfloat16", "--dtype", help="--memory: model dtype (bfloat16 | float32)."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="--memory: also write the table here."),
 ) -> None:
-    """Samples/s and tokens/s of a tiny model, and the dual loss's cost against plain cross-entropy."""
+    """Samples/s and tokens/s of a tiny model, and the dual loss's cost against plain cross-entropy; --memory: LM-head memory."""
     from stepkit.errors import StepkitError
     from stepkit.train.bench import bench_train, format_bench
 
+    if memory:
+        from stepkit.train.bench import bench_train_memory, format_memory
+
+        if dtype not in ("bfloat16", "float32", "float16"):
+            fail(f"--dtype {dtype!r}: choose bfloat16, float32 or float16")
+        res = bench_train_memory(family=family, vocab_size=vocab_size, tokens=tuple(tokens), batch_size=1,
+                                 hidden_size=hidden_size or 64, num_layers=num_layers or 2,
+                                 dtype=dtype, full_max_tokens=full_max_tokens, threads=threads or 1)
+        text = format_memory(res)
+        console.print(text, highlight=False, end="")
+        if markdown is not None:
+            from stepkit.io import atomic_write_text
+
+            atomic_write_text(markdown, text)
+        if out is not None:
+            from stepkit.io import atomic_write_json
+
+            atomic_write_json(out, res)
+        return
     try:
         res = bench_train(family=family, steps=steps, batch_size=batch_size, num_frames=num_frames,
-                          hidden_size=hidden_size, num_layers=num_layers, image_size=image_size, repeats=repeats,
+                          hidden_size=hidden_size or 256, num_layers=num_layers or 4, image_size=image_size, repeats=repeats,
                           threads=threads or None)
     except StepkitError as exc:
         fail(exc)
