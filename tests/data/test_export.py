@@ -108,3 +108,10 @@ def test_samples_use_the_two_instructions():
     a, b = samples(r)
     assert (a["instruction"], a["response"]) == ("A-instr", "The man holds the cup.")
     assert b["instruction"] == "R-instr"
+
+
+@pytest.mark.parametrize("fmt", ["llava", "chatml", "trl", "video-r1"])
+def test_exports_are_byte_identical_across_runs(qa_dir, tmp_path, fmt):
+    a = export(qa_dir, tmp_path / "a", fmt)
+    b = export(qa_dir, tmp_path / "b", fmt)
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0

@@ -9,16 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from stepkit.cli import app
-
-
-def invoke(*args: str) -> str:
-    """Run a stepkit command in-process; fail the test with its output if it fails."""
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == 0, res.output
-    return res.output
+from interop_cli import invoke
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import os
 import re
 
 import pytest
-from conftest import invoke
+from interop_cli import invoke
 
 DEFAULT_IMAGE_TOKEN = "<image>"
 IMAGE_TOKEN_INDEX = -200
@@ -135,10 +135,19 @@ def test_every_export_folder_loads_with_load_dataset(world, exports, tmp_path):
         ds = load_dataset(str(folder), split="train")
         assert len(ds) == expect[fmt], fmt
     assert len(load_from_disk(str(exports["hf"] / "hf"))) == expect["hf"]
-    # several exports beside qa.jsonl and summary.json: the latest is the default, each has a name
-    for fmt in ("llava", "trl", "hf", "chatml"):
+    assert not (exports["trl"] / "README.md").exists()  # one export alone: datasets finds its file itself
+    # without --out each export gets its own folder beside qa.jsonl and summary.json
+    for fmt, sub in (("llava", "llava"), ("trl", "trl"), ("video-r1", "video_r1")):
         invoke("qa", "export", world["qa"], "--format", fmt)
-    assert load_dataset(str(world["qa"]), split="train").column_names == load_dataset(
-        str(world["qa"]), "chatml", split="train").column_names
-    for name in ("llava", "trl"):
-        assert len(load_dataset(str(world["qa"]), name, split="train")) == 2 * n_records
+        assert len(load_dataset(str(world["qa"] / sub), split="train")) == expect[fmt]
+    invoke("qa", "export", world["qa"], "--format", "hf")
+    assert len(load_from_disk(str(world["qa"] / "hf"))) == expect["hf"]
+    # several exports in one folder: a dataset card names each; the latest is the default
+    shared = tmp_path / "shared"
+    for fmt in ("llava", "trl", "chatml"):
+        invoke("qa", "export", world["qa"], "--format", fmt, "--out", shared)
+    assert (shared / "README.md").is_file()
+    assert "messages" in load_dataset(str(shared), split="train").column_names
+    for name, column in (("llava", "conversations"), ("trl", "prompt")):
+        ds = load_dataset(str(shared), name, split="train")
+        assert len(ds) == 2 * n_records and column in ds.column_names

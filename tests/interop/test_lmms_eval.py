@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from conftest import invoke
+from interop_cli import invoke
 
 pytest.importorskip("lmms_eval", reason="lmms-eval is not installed: pip install --no-deps lmms-eval==0.7.3 "
                                         "plus the interop extra")

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from interop_cli import invoke
 
 from stepkit.data.record import load_records
 
@@ -87,7 +87,8 @@ def test_world_generate_train_without_videos_dir(world, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     invoke("train", world["qa"], "--model", model, "--out", tmp_path / "run", "--max-steps", "2", "--num-frames", "2",
            "--batch-size", "2")
-    assert (tmp_path / "run").is_dir()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["finished"] and summary["global_step"] == 2 and summary["manifest"]["samples"] > 0
 
 
 def test_eval_without_videos_flag(world, tmp_path, monkeypatch):

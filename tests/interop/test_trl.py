@@ -87,3 +87,29 @@ def test_missing_video_is_a_clear_error(exports, tmp_path):
            "completion": [{"role": "assistant", "content": [{"type": "text", "text": "A cup."}]}]}
     with pytest.raises(StepkitError, match=r"trl row 'r1'.*gone\.mp4 not found"):
         VideoSFTCollator(processor)([row])
+
+
+def test_relative_exports_and_chatml_rows(world, tmp_path):
+    """A --paths relative trl export needs the export's folder as ``base`` (never the working
+    directory); the chatml export's ``messages`` rows collate with their video too."""
+    import json
+
+    from transformers import AutoProcessor
+
+    from interop_cli import invoke
+    from stepkit.data.trl import VideoSFTCollator
+    from stepkit.errors import StepkitError
+    from stepkit.models.tiny import tiny_model_path
+
+    processor = AutoProcessor.from_pretrained(tiny_model_path("qwen2.5-vl"))
+    folder = tmp_path / "rel"
+    invoke("qa", "export", world["qa"], "--format", "trl", "--out", folder, "--paths", "relative")
+    rows = [json.loads(x) for x in (folder / "trl.jsonl").read_text().splitlines()[:2]]
+    with pytest.raises(StepkitError, match="is relative; pass base="):
+        VideoSFTCollator(processor, num_frames=2, max_side=56)(rows)
+    batch = VideoSFTCollator(processor, num_frames=2, max_side=56, base=folder)(rows)
+    assert batch["pixel_values_videos"].numel() > 0
+    invoke("qa", "export", world["qa"], "--format", "chatml", "--out", tmp_path / "chat")
+    chat = [json.loads(x) for x in (tmp_path / "chat" / "chatml.jsonl").read_text().splitlines()[:2]]
+    batch = VideoSFTCollator(processor, num_frames=2, max_side=56)(chat)
+    assert batch["pixel_values_videos"].numel() > 0 and (batch["labels"] != -100).any()

@@ -176,25 +176,20 @@ def _dumps(x: Any) -> str:
     return json.dumps(x, sort_keys=True, ensure_ascii=False)
 
 
-def _card_configs(out: Path, current: str) -> list[dict[str, Any]]:
-    """One ``configs`` entry per export present in ``out``; the one just written is the default.
+def default_out(qa: str | os.PathLike, fmt: str) -> Path:
+    """Where an export goes without ``--out``: its own folder beside ``qa.jsonl`` (``QA/trl/``,
+    ``QA/llava/`` …), so it loads with ``load_dataset`` on its own; ``hf`` writes ``QA/hf/``."""
+    base = holder_folder(qa)
+    return base if fmt == "hf" else base / Path(FILENAMES[fmt]).stem
 
-    ``datasets`` picks one builder for all configs of a folder (json here), so the ``hf`` folder
-    (arrow) is listed only when it is the folder's sole export; it always loads with ``load_from_disk``."""
+
+def _card_configs(out: Path, current: str) -> list[dict[str, Any]]:
+    """One ``configs`` entry per JSON export in ``out``; the one just written is the default."""
     configs = []
-    json_exports = [f for f in FORMATS if f != "hf" and (out / FILENAMES[f]).is_file()]
     for fmt in FORMATS:
-        name = FILENAMES[fmt]
-        if fmt == "hf":
-            if json_exports:
-                continue
-            files = sorted(p.name for p in (out / name).glob("data-*.arrow")) if (out / name).is_dir() else []
-            data_files = [f"{name}/{f}" for f in files]
-        else:
-            data_files = [name] if (out / name).is_file() else []
-        if not data_files:
+        if fmt == "hf" or not (out / FILENAMES[fmt]).is_file():
             continue
-        cfg = {"config_name": fmt.replace("-", "_"), "data_files": [{"split": "train", "path": data_files}]}
+        cfg = {"config_name": fmt.replace("-", "_"), "data_files": [{"split": "train", "path": [FILENAMES[fmt]]}]}
         if fmt == current:
             cfg["default"] = True
         configs.append(cfg)
@@ -203,23 +198,50 @@ def _card_configs(out: Path, current: str) -> list[dict[str, Any]]:
     return configs
 
 
-def write_card(out: str | os.PathLike, current: str) -> Path:
-    """The folder's dataset card: YAML ``configs`` naming the data file of each export (so
-    ``load_dataset(folder)`` reads the export just written and ``load_dataset(folder, NAME)`` any other)."""
+def _card_info(out: Path, config_name: str) -> dict[str, Any]:
+    """Size and row count of one export's data file. ``datasets`` keys its cache of a carded local
+    folder by folder name and card only, so these keep a re-export of other data from reusing it."""
+    fmt = config_name.replace("_", "-")
+    path = out / FILENAMES[fmt]
+    with open(path, encoding="utf-8") as fh:
+        rows = len(json.load(fh)) if path.suffix == ".json" else sum(1 for line in fh if line.strip())
+    return {"config_name": config_name, "download_size": path.stat().st_size,
+            "splits": [{"name": "train", "num_bytes": path.stat().st_size, "num_examples": rows}]}
+
+
+def write_card(out: str | os.PathLike, current: str) -> Path | None:
+    """Make ``load_dataset(out)`` read the export just written.
+
+    A folder holding only that export needs nothing: ``datasets`` finds its data file itself (and
+    caches it by the file's identity). A folder shared with other files (``qa.jsonl``,
+    ``summary.json``, other exports) gets a dataset card whose YAML ``configs`` name each JSON
+    export's data file (``load_dataset(out, "trl")``; the latest is the default). Returns the card,
+    or None. The ``hf`` export (a ``save_to_disk`` folder) loads with ``load_from_disk``."""
     import yaml
 
     from stepkit.io import atomic_write_text
 
     out = Path(out)
     card = out / CARD
-    if card.is_file() and _CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
+    ours = card.is_file() and _CARD_MARK in card.read_text(encoding="utf-8", errors="replace")
+    if card.is_file() and not ours:
         raise ConfigError(f"{card}: a README.md not written by stepkit is in the export folder; "
                           "export to another --out folder")
-    meta = yaml.safe_dump({"configs": _card_configs(out, current)}, sort_keys=False)
-    names = ", ".join(f"`{FILENAMES[f]}`" for f in FORMATS if (out / FILENAMES[f]).exists())
+    data = FILENAMES[current]
+    others = [p for p in out.iterdir() if p.name not in (data, CARD) and not p.name.startswith(".")]
+    if current == "hf" or not others:
+        if ours and (current != "hf" or not any((out / FILENAMES[f]).is_file() for f in FORMATS if f != "hf")):
+            card.unlink()  # a card left by earlier exports would now name files that are gone or hide this one
+        return None
+    configs = _card_configs(out, current)
+    meta = yaml.safe_dump({"configs": configs, "dataset_info": [_card_info(out, c["config_name"]) for c in configs]},
+                          sort_keys=False)
+    names = ", ".join(f"`{FILENAMES[f]}`" for f in FORMATS if f != "hf" and (out / FILENAMES[f]).is_file())
     body = (f"---\n{meta}---\n{_CARD_MARK}\n\n# stepkit Q/R/A exports\n\nData files: {names}. "
             "Load with `datasets.load_dataset(\"<this folder>\")` (the latest export) or "
-            "`load_dataset(\"<this folder>\", \"<format>\")`; the `hf` folder also loads with `load_from_disk`. "
+            "`load_dataset(\"<this folder>\", \"<format>\")`. `datasets` caches a folder with a card by its "
+            "name and card: after exporting again into a folder of the same name, pass "
+            "`download_mode=\"force_redownload\"` (or export each format to its own folder, the default). "
             "Formats: see stepkit's docs/formats-qra.md.\n")
     return atomic_write_text(card, body)
 

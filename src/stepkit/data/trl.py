@@ -109,7 +109,7 @@ def _cat(tensors: list[Any]) -> Any:
 class VideoSFTCollator:
     """``data_collator`` for TRL's ``SFTTrainer`` on the ``trl`` export (rows with ``prompt`` and
     ``completion`` messages whose user turn holds a ``{"type": "video", "video": PATH,
-    "video_start", "video_end"}`` entry).
+    "video_start", "video_end"}`` entry; the ``chatml`` export's ``messages`` rows work too).
 
     ``num_frames`` (or ``fps``) frames of at most ``max_side`` px are sampled in each window;
     ``base`` is the folder relative video paths are relative to (the export's folder) and
@@ -138,8 +138,11 @@ class VideoSFTCollator:
 
         from stepkit.train.clip import read_clip
 
-        path = require_video(resolve_video(entry.get("video") or entry.get("path"), base=self.base,
-                                           videos_dir=self.videos_dir), f"trl row {row_id!r}")
+        named = entry.get("video") or entry.get("path")
+        if named and not os.path.isabs(named) and self.base is None and self.videos_dir is None:
+            raise DataError(f"trl row {row_id!r}: video path {named!r} is relative; pass base=<the export's folder> "
+                            "(relative paths are relative to the file holding them, never the working directory)")
+        path = require_video(resolve_video(named, base=self.base, videos_dir=self.videos_dir), f"trl row {row_id!r}")
         window = None
         if entry.get("video_start") is not None and entry.get("video_end") is not None:
             window = (float(entry["video_start"]), float(entry["video_end"]))
@@ -156,9 +159,14 @@ class VideoSFTCollator:
         import torch
 
         row_id = str(example.get("id", "?"))
-        if "prompt" not in example or "completion" not in example:
-            raise DataError(f"trl row {row_id!r}: needs 'prompt' and 'completion' messages (stepkit's trl export)")
-        prompt, completion = _clean(list(example["prompt"])), _clean(list(example["completion"]))
+        if "prompt" in example and "completion" in example:
+            prompt, completion = _clean(list(example["prompt"])), _clean(list(example["completion"]))
+        elif "messages" in example and len(example["messages"]) >= 2:  # the chatml export: the last turn is the target
+            messages = _clean(list(example["messages"]))
+            prompt, completion = messages[:-1], messages[-1:]
+        else:
+            raise DataError(f"trl row {row_id!r}: needs 'prompt' and 'completion' messages (stepkit's trl export) "
+                            "or 'messages' (its chatml export)")
         videos, metas = [], []
         for msg in prompt:
             content = msg.get("content")

@@ -116,17 +116,17 @@ def show_cmd(
 def export_cmd(
     qa_dir: Path = typer.Argument(..., help="Folder with qa.jsonl (or the file)."),
     fmt: str = typer.Option(..., "--format", "-f", help="llava, chatml, trl, video-r1 or hf."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: beside qa.jsonl)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: QA_DIR/<format>; hf: QA_DIR/hf)."),
     combined: bool = typer.Option(False, "--combined", help="One 'rationale, then answer' sample per record."),
     with_options: bool = typer.Option(False, "--with-options", help="Show multiple-choice options in the prompt."),
     videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Look for the videos in VIDEOS_DIR first."),
     paths: str = typer.Option("absolute", "--paths", help=PATHS_HELP),
 ) -> None:
     """Export records to a training format."""
-    from stepkit.data.export import export_report
+    from stepkit.data.export import default_out, export_report
     from stepkit.errors import StepkitError
 
-    target = out or (qa_dir if qa_dir.is_dir() else qa_dir.parent)
+    target = out or default_out(qa_dir, fmt)
     try:
         rep = export_report(qa_dir, target, fmt, combined=combined, with_options=with_options, videos_dir=videos_dir,
                             paths=paths)

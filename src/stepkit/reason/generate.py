@@ -815,9 +815,9 @@ def generate(graphs: str | os.PathLike, out_dir: str | os.PathLike, config: Gene
     seconds = time.perf_counter() - t0
     exported = None
     if fmt != "jsonl":
-        from stepkit.data.export import export
+        from stepkit.data.export import default_out, export
 
-        exported = str(export(out / "qa.jsonl", out, fmt, combined=combined, paths=config.paths))
+        exported = str(export(out / "qa.jsonl", default_out(out, fmt), fmt, combined=combined, paths=config.paths))
     summary = gen.summary()
     summary.update({
         "graphs": len(files) - len(failed),
