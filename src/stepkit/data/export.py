@@ -13,9 +13,9 @@ instruction -> short answer) and a *rationale* sample (rationale instruction -> 
 the answer). ``combined=True`` gives one sample per record: rationale, then the answer.
 
 Video paths go through :mod:`stepkit.data.videos`: absolute by default, or relative to the folder
-of the file that holds them (``paths="relative"``). Every export folder also gets a dataset card
-(``README.md``) naming its data files, so ``datasets.load_dataset(folder)`` loads it with the other
-files of the folder (``summary.json``, ``qa.jsonl``) left out.
+of the file that holds them (``paths="relative"``). Each export goes to its own folder by default
+(:func:`default_out`), so ``datasets.load_dataset(folder)`` loads it as it is; a folder shared with
+other files gets a dataset card (``README.md``) naming the data files (:func:`write_card`).
 """
 
 from __future__ import annotations
