@@ -29,6 +29,10 @@ from stepkit.train.rewards import TAGS_INSTRUCTION, CompletionReward, group_adva
 from stepkit.train.trainer import LOSS_LOG, MANIFEST_FILE, SUMMARY, TrainResult, latest_checkpoint, qa_file
 
 REWARD_TERMS = ("answer", "format", "faithfulness", "temporal")
+# What each log line reports (means over the completions, or groups, since the last log, all ranks).
+STAT_KEYS = ("reward", *(f"reward_{t}" for t in REWARD_TERMS), "reward_std", "frac_reward_zero_std", "accuracy",
+             "truncated", "completion_length", "kl", "shuffled_accuracy")
+BUCKETS = ("1", "2", "3+")
 
 
 # --- config and resume ------------------------------------------------------------------------
@@ -514,17 +518,22 @@ def _grpo_trainer_class():
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
-                st = self._stats
-                for k in list(st):
-                    if k.endswith("#n"):
-                        continue
-                    n = st.get(k + "#n", 0.0)
-                    if n > 0:
-                        logs[k] = round(st[k] / n, 6)
+                # sums and counts of every rank, in a fixed layout so all ranks reduce the same tensor
+                flat = [self._stats.get(k, 0.0) for key in STAT_KEYS for k in (key, key + "#n")]
+                flat += [v for b in BUCKETS for v in self._by_steps.get(b, [0.0] * 4)]
+                t = torch.tensor(flat, dtype=torch.float64, device=self.args.device)
+                if self.args.world_size > 1:
+                    t = self.accelerator.reduce(t, reduction="sum")
+                t = t.cpu().tolist()
+                for i, key in enumerate(STAT_KEYS):
+                    if t[2 * i + 1] > 0:
+                        logs[key] = round(t[2 * i] / t[2 * i + 1], 6)
                 logs["beta"] = self.gcfg.beta
+                off = 2 * len(STAT_KEYS)
+                by = {b: t[off + 4 * j: off + 4 * j + 4] for j, b in enumerate(BUCKETS)}
                 logs["by_steps"] = {k: {"n": int(v[0]), "accuracy": round(v[1] / v[0], 6),
                                         "faithfulness": round(v[2] / v[0], 6), "reward": round(v[3] / v[0], 6)}
-                                    for k, v in sorted(self._by_steps.items()) if v[0]}
+                                    for k, v in by.items() if v[0]}
                 self._stats, self._by_steps = {}, {}
             Trainer.log(self, logs, start_time)
 
