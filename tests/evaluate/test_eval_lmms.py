@@ -6,7 +6,6 @@ import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import yaml
@@ -16,9 +15,9 @@ from stepkit.cli import app
 
 
 def _load_utils(folder: Path):
+    """Load utils.py as lmms-eval's loader does: executed without a sys.modules entry."""
     spec = importlib.util.spec_from_file_location("stepkit_lmms_utils_test", folder / "utils.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 
