@@ -95,7 +95,12 @@ def load_record_graphs(cfg: StepGRPOConfig, records: list) -> tuple[dict[str, An
         files = list(iter_graph_files(folder))
     except GraphError as exc:
         raise DataError(f"faithfulness reward: {exc} (set graphs= to the folder of the videos' graphs)") from None
+    by_name = {p.stem: p for p in files}
+    # graph files are usually named after their video: read those first, scan the rest only if needed
+    files = [by_name[v] for v in sorted(want) if v in by_name] + [p for p in files if p.stem not in want]
     for p in files:
+        if want <= set(found):
+            break
         try:
             g = load_graph(p, validate=False)
         except (GraphError, ValueError, KeyError, TypeError):
