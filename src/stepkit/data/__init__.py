@@ -1,4 +1,4 @@
-"""Q/R/A records and their exports (LLaVA conversations, ChatML messages, HF datasets)."""
+"""Q/R/A records, the one video-path rule (``videos``) and their exports (LLaVA-NeXT, ChatML, TRL, Video-R1, HF datasets)."""
 
 from __future__ import annotations
 
