@@ -9,14 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from stepkit.io import is_temp_name
-from stepkit.locks import LOCK_NAME
+# Written out rather than imported from stepkit, so the tests read the same against older code.
+LOCK_NAME = ".stepkit.lock"
+_TEMP = re.compile(r"^\..+\.(?:[a-z0-9_]{8}\.tmp|\d+\.tmp\.[A-Za-z0-9]+)$")
+
+
+def is_temp_name(name: str) -> bool:
+    """A temporary file of an atomic writer (``.NAME.XXXXXXXX.tmp``, ``.NAME.PID.tmp.EXT``)."""
+    return bool(_TEMP.match(name))
 
 
 def stepkit(*args: str, kill_at: str | None = None, check: bool = True, cwd: Path | None = None,
