@@ -215,6 +215,20 @@ def test_text_patterns():
                           "No, no one was next to the shelf."]) == []
 
 
+def test_frames_count_phrasings_not_noun_lengths():
+    from stepkit.reason.audit import diversity, frame
+
+    assert frame("What did the person pick up after opening the red door?") == "what did the person X after X"
+    assert frame("What did the person put down after washing the cup?") == frame(
+        "What did the person pick up after opening the red door?")
+    d = diversity(["What did the person take after opening the door?", "What did the person put down after washing the red cup?",
+                   "After opening the door, what did the person take?", "Which object did the person take next?"],
+                  ["t1", "t1", "t1", "t2"], [3, 3, 3, 2])
+    assert d["phrasings_per_template"] == {"min": 1, "median": 2, "max": 2}
+    assert d["templates_under_3_phrasings"] == ["t1", "t2"]
+    assert d["anchor_share"] == 0.75 and d["distinct_question_ratio"] == 1.0
+
+
 def test_skeleton_masks_content_words():
     assert skeleton("What did the person pick up after opening the door?") == "what did the person _ _ after _ the _"
     assert skeleton("What did the person put down after washing the cup?") == \

@@ -64,7 +64,7 @@ ANCHOR_WORDS = {
     "before": ("before", "earlier", "prior", "until", "previously", "beforehand"),
     "while": ("while", "during", "when", "as", "whilst", "meanwhile", "same time"),
 }
-ANCHOR_RE = re.compile(r"\b(before|after|while|during|when|until|since|earlier|later|then|next|prior)\b")
+ANCHOR_RE = re.compile(r"\b(before|after|while|during|until|since|prior to)\b|(?<!^)\bwhen\b")
 _ORDINALS = ("zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
 # Entailments and synonyms a distractor must not share with the answer: the audit's own small table
@@ -245,6 +245,11 @@ def skeleton(question: str) -> str:
     """The question with its content words masked (function words, question words, connectives kept)."""
     toks = words(question)
     return " ".join(t if t in FUNCTION_WORDS else "_" for t in toks)
+
+
+def frame(question: str) -> str:
+    """A question's wording frame: its skeleton with each masked phrase (and its article) as one X."""
+    return re.sub(r"X(?: X)+", "X", re.sub(r"\b(?:(?:the|a|an|some) )?_(?: _)*", "X", skeleton(question)))
 
 
 def _phrase_key(text: str) -> tuple[str, ...]:
@@ -805,7 +810,8 @@ def blind_baseline(records: Sequence[Any], *, folds: int = DEFAULT_FOLDS, seed: 
 
 
 def diversity(questions: Sequence[str], templates: Sequence[str], steps: Sequence[int | None]) -> dict[str, Any]:
-    """Distinct question ratio, skeletons, anchor share (all / multi-step), phrasings per template."""
+    """Distinct question ratio, skeletons, anchor share (all / multi-step), phrasings per template
+    (distinct wording frames, :func:`frame`, per template)."""
     n = len(questions)
     if not n:
         return {"questions": 0}
@@ -813,8 +819,8 @@ def diversity(questions: Sequence[str], templates: Sequence[str], steps: Sequenc
     anchored = [bool(ANCHOR_RE.search(q.lower())) for q in questions]
     multi = [a for a, s in zip(anchored, steps) if s is not None and s >= 2]
     per_t: dict[str, set[str]] = defaultdict(set)
-    for t, sk in zip(templates, sks):
-        per_t[t].add(sk)
+    for t, q in zip(templates, questions):
+        per_t[t].add(frame(q))
     counts = sorted(len(v) for v in per_t.values())
     words_kind = Counter()
     for q in questions:
