@@ -68,9 +68,9 @@ def _json_problem(data: bytes | str, exc: json.JSONDecodeError, what: str = "JSO
         return "not UTF-8 text (is it a binary file?)"
     # orjson says only "unexpected character": name the non-JSON numbers Python's json writes.
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    tail = text[exc.pos:exc.pos + 9]
-    for token in ("NaN", "Infinity", "-Infinity"):
-        if tail.startswith(token):
+    tail = text[max(exc.pos - 1, 0):exc.pos + 9]
+    for token in ("-Infinity", "NaN", "Infinity"):
+        if token in tail:
             return f"line {exc.lineno} column {exc.colno}: {token} is not a JSON number"
     return f"invalid JSON at line {exc.lineno} column {exc.colno}: {msg}"
 
