@@ -80,3 +80,18 @@ def test_stepkit_model_is_registered_with_lmms_eval():
     from stepkit.evaluate.lmms_model import StepkitLMM
 
     assert get_model("stepkit") is StepkitLMM
+
+
+def test_lmms_eval_cli_runs_the_task_with_model_stepkit(task_dir, tmp_path):
+    """`python -m lmms_eval --model stepkit --include_path TASK --tasks NAME`: lmms-eval's own CLI."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lmms_eval", "--model", "stepkit", "--model_args",
+                           "pretrained=tiny:qwen2.5-vl,frames=2", "--include_path", str(task_dir), "--tasks",
+                           "stepkit_interop", "--batch_size", "1", "--limit", "1", "--output_path", str(tmp_path / "res")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [result] = list((tmp_path / "res").rglob("*_results.json"))
+    assert "accuracy,none" in json.loads(result.read_text())["results"]["stepkit_interop"]
