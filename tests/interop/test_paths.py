@@ -71,6 +71,12 @@ def test_relative_records_and_videos_dir(world, tmp_path, monkeypatch):
     invoke("qa", "export", tmp_path / "QA_rel", "--format", "llava", "--out", tmp_path / "E")
     items = json.loads((tmp_path / "E" / "llava.json").read_text())
     assert all(os.path.isabs(it["video"]) and os.path.isfile(it["video"]) for it in items)
+    # a relative --videos-dir is the user's (from the working directory), written out absolute
+    monkeypatch.chdir(tmp_path)
+    invoke("qa", "export", tmp_path / "QA_rel", "--format", "llava", "--out", tmp_path / "E2", "--videos-dir",
+           "moved_videos")
+    items = json.loads((tmp_path / "E2" / "llava.json").read_text())
+    assert all(it["video"].startswith(str(moved) + os.sep) and os.path.isfile(it["video"]) for it in items)
     # a bad path mode is a clear error, not a traceback
     res = __import__("typer.testing", fromlist=["CliRunner"]).CliRunner().invoke(
         __import__("stepkit.cli", fromlist=["app"]).app,
