@@ -404,12 +404,6 @@ class Distractors:
         if len(picks) < MIN_OPTIONS - 1:
             return None
         n = len(picks[: self.n - 1]) + 1
-        if kind == "count":
-            # numbers are offered in order: the answer sits at its (balanced) rank
-            opts = sorted(picks + [ans], key=int)
-            pos = opts.index(ans)
-            self.position_counts[pos] += 1
-            return opts, pos
         if n == self.n:
             if not self._positions:
                 self._positions = self.rng.sample(range(self.n), self.n)
@@ -476,6 +470,9 @@ class Generator:
         rng = random.Random(_stable_seed(cfg.seed, graph.video_id))
         sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs), prior=self.prior)
         sampler.phrase_counts = self.phrase_counts
+        bal = self.balancer
+        sampler.slot_ok = lambda qtype, slot, answer: bal.accepts_skeleton(
+            f"slot|{qtype}|{slot[0] or ''}|{slot[1] or ''}", answer, False)
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []

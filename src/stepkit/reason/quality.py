@@ -148,10 +148,10 @@ def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin
                 probs.append("order-margin")
         elif op in ("choose", "compare_time"):
             a, b = ev[ins[0]], ev[ins[1]]
+            gap = abs(a.t0 - b.t0)
             if n["args"].get("by", "earlier") in ("longer", "shorter"):
-                gap = abs((a.t1 - a.t0) - (b.t1 - b.t0))
-            else:
-                gap = abs(a.t0 - b.t0)
+                # a viewer compares durations best between events that do not start together
+                gap = min(gap, abs((a.t1 - a.t0) - (b.t1 - b.t0)))
             if gap < margin:
                 probs.append("order-margin")
         elif op == "localize":
@@ -195,6 +195,7 @@ def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin
 # ----------------------------------------------------------------------------------------------
 # References said in the question
 
+_WORDS = re.compile(r"[a-z0-9]+")
 _WINDOW_WORDS = {"before": ("before", "until", "prior to"), "after": ("after", "once", "following", "since"),
                  "while": ("while", "during", "meanwhile", "as")}
 _FIRST = ("first", "earliest", "right after", "next", "soonest", "immediately after", "just after")
@@ -204,7 +205,8 @@ _ATTR_WORDS = {"color": ("color", "colour", "shirt", "coloured", "colored"), "si
 
 
 def _has(q: str, words) -> bool:
-    return any(w and w in q and re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", q) for w in words)
+    """Whether any of ``words`` (single words or phrases) occurs in ``q`` (" "-joined lower-case words, padded)."""
+    return any(w and f" {w} " in q for w in words)
 
 
 @lru_cache(maxsize=4096)
@@ -224,7 +226,7 @@ def _noun_words(label: str) -> frozenset[str]:
 
 def missing_references(program: Sequence[dict[str, Any]], question: str) -> list[str]:
     """What the program uses that the question never says (labels, verbs, values, windows, ordinals)."""
-    q = question.lower()
+    q = " " + " ".join(_WORDS.findall(question.lower())) + " "
     miss: list[str] = []
     for n in program:
         op, a = n["op"], n["args"]
@@ -254,6 +256,6 @@ def missing_references(program: Sequence[dict[str, Any]], question: str) -> list
             miss.append("last")
         elif op == "count" and not _has(q, ("how many", "how often", "number of")):
             miss.append("count")
-        elif op == "choose" and " or " not in q:
+        elif op == "choose" and not _has(q, ("or",)):
             miss.append("choice")
     return miss

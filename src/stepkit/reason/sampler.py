@@ -147,6 +147,8 @@ class Sampler:
         self.anchor_events: set[str] = set()
         self._ref_nodes: list = []
         self.force_anchor = False  # set by the generator while the anchored share is below its target
+        # whether the generator's balance would take this answer in this slot (set by the generator)
+        self.slot_ok = lambda qtype, slot, answer: True
         # (template, phrasing) -> records accepted with it; shared with the generator
         self.phrase_counts: Counter = Counter()
         self.phrasing: tuple[str, str] | None = None
@@ -523,7 +525,9 @@ class Sampler:
             r = ctx.events[self._pick([
                 i for i in rels if self._plain_ok(ctx.events[i].subject, ds)
                 and self._plain_ok(ctx.events[i].object, do)
-                and (self.pair[("r", ctx.events[i].subject, ctx.events[i].object)] == 1) == (w is None)])]
+                and (self.pair[("r", ctx.events[i].subject, ctx.events[i].object)] == 1) == (w is None)
+                and self.slot_ok("relation", (None, ctx.objects[ctx.events[i].object].label),
+                                 clean(ctx.events[i].predicate))])]
             self._core(r.subject, r.object)
             si, sphrase = self.refer(b, r.subject, ds)
             oi, ophrase = self.refer(b, r.object, do, avoid=frozenset({r.subject}))
@@ -541,7 +545,8 @@ class Sampler:
         if variant == "relation_object":
             r = ctx.events[self._pick([
                 i for i in rels if self._plain_ok(ctx.events[i].subject, extra)
-                and (self.fan[("rs", ctx.events[i].subject, ctx.events[i].predicate)] == 1) == (w is None)])]
+                and (self.fan[("rs", ctx.events[i].subject, ctx.events[i].predicate)] == 1) == (w is None)
+                and self.slot_ok("relation", (ctx.events[i].predicate, "object"), ctx.label(ctx.events[i].object))])]
             pred = clean(r.predicate)
             self._core(r.subject, r.object, r.predicate)
             si, sphrase = self.refer(b, r.subject, extra)
@@ -608,7 +613,8 @@ class Sampler:
         if variant == "action_object":
             a = ctx.events[self._pick([
                 i for i in obj_acts if self._plain_ok(ctx.events[i].agent, extra)
-                and (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] == 1) == (w is None)])]
+                and (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] == 1) == (w is None)
+                and self.slot_ok("action", (ctx.events[i].verb, "object"), ctx.label(ctx.events[i].object))])]
             self._core(a.agent, a.object, a.verb)
             ai, aphrase = self.refer(b, a.agent, extra)
             h = b.add("hop", [ai] + src, kind="action", label=a.verb, **{"from": "agent", "to": "object"})
@@ -629,7 +635,8 @@ class Sampler:
         a = ctx.events[self._pick([
             i for i in obj_acts if self._plain_ok(ctx.events[i].agent, da)
             and self._plain_ok(ctx.events[i].object, do)
-            and (self.pair[("a", ctx.events[i].agent, ctx.events[i].object)] == 1) == (w is None)])]
+            and (self.pair[("a", ctx.events[i].agent, ctx.events[i].object)] == 1) == (w is None)
+            and self.slot_ok("action", (None, ctx.objects[ctx.events[i].object].label), ctx.verb(ctx.events[i].verb))])]
         self._core(a.agent, a.object)
         ai, aphrase = self.refer(b, a.agent, da)
         oi, ophrase = self.refer(b, a.object, do, avoid=frozenset({a.agent}))
@@ -639,8 +646,10 @@ class Sampler:
         q = b.add("query", [u], field="verb")
         question = self._fill(variant, agent=aphrase, obj=ophrase, anchor=anchor)
         conflicts = self._memo(("c-verb",), lambda: sorted({ctx.verb(ctx.events[i].verb) for i in ctx.actions}))
-        also = self._also(ctx.verb(ctx.events[i].verb) for i in ctx.actions
-                          if ctx.events[i].agent == a.agent and self.thing(ctx.events[i]) == a.object)
+        also = self._also([ctx.verb(ctx.events[i].verb) for i in ctx.actions
+                           if ctx.events[i].agent == a.agent and self.thing(ctx.events[i]) == a.object]
+                          + [clean(r.predicate) for r in ctx.graph.relations  # "looking at" the window: "look at" it
+                             if r.subject == a.agent and r.object == a.object])
         return Candidate("action", variant, b, question, b.values[q], "verb", {"agent": aphrase, "obj": ophrase},
                          conflicts, also, (None, ctx.objects[a.object].label), asked=(a.id,))
 
