@@ -7,8 +7,8 @@ so a folder of records and videos can be moved as a whole.
 
 Reading a path back (:func:`resolve_video`): an absolute path is taken as is; a relative one is
 relative to the holding file's folder (``base``). A ``videos_dir`` (``--videos-dir``) is tried first,
-both with the path as named and with its file name alone, so videos moved to one folder are found
-again. The working directory is never consulted: the same file means the same videos from anywhere.
+both with the path as named (when it stays inside the folder) and with its file name alone, so
+videos moved to one folder are found again. The working directory is never consulted: the same file means the same videos from anywhere.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def candidates(video: str, *, base: str | os.PathLike | None = None,
     out: list[str] = []
     if videos_dir is not None:
         vd = Path(videos_dir)
-        if not p.is_absolute():
+        if not p.is_absolute() and ".." not in p.parts:  # "sub/x.mp4" under the folder; "../x" would leave it
             out.append(normalise(vd / p))
         out.append(normalise(vd / p.name))
     if p.is_absolute():
