@@ -467,12 +467,14 @@ class _Checker:
     @staticmethod
     def _fills(e: Action | Relation, agent: str, others: list[set[str] | None], ordered: bool) -> bool:
         """Whether the participants named after the verb fill the event's slots: in order (object,
-        then target: "put down the cup on the table" is not "put down the table"), or, with no agent
-        named before the verb (passive: "the cup was put down by the man"), in any slots."""
+        then target: "put down the cup on the table" is not "put down the table"; phrases past the
+        last slot are not checked), or, with no agent named before the verb (passive: "the cup was put
+        down by the man"), in any slots."""
         slots = [x for x in ((e.object, e.target) if isinstance(e, Action) else (e.object,)) if x is not None]
         named = [o for o in others if o is not None]
         if ordered:
-            return len(others) <= len(slots) and all(o is None or s in o for s, o in zip(slots, others))
+            # more phrases than slots ("picked up the cup from the table"): the rest say where, unchecked
+            return len(slots) >= min(len(others), 1) and all(o is None or s in o for s, o in zip(slots, others))
         free = set(slots) | {agent}
         for o in named:
             hit = o & free
@@ -894,7 +896,7 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
     spans = [c.tiou for c in claims if c.span is not None and c.tiou is not None]
     spans += [0.0 for c in claims if c.span is not None and c.tiou is None and not c.negated]
     halluc = sorted({c.text for c in claims if c.kind == "entity" and not c.negated and not c.grounded}
-                    | {w for c in claims if c.kind in ("action", "relation") and not c.grounded and not c.negated
+                    | {w for c in claims if c.kind in ("action", "relation", "event") and not c.grounded and not c.negated
                        for w in _unknown_nouns(c.text, lex, ck)})
     reaches: bool | None = None
     if stated is not None or record is not None:
