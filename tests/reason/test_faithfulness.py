@@ -121,6 +121,12 @@ def test_answer_against_the_record(kitchen_graph) -> None:
     assert score_rationale(text, kitchen_graph, _rec("pick up the cup")).reaches_answer is True
     rep = score_rationale(text, kitchen_graph, _rec("open the door"))
     assert rep.reaches_answer is False and rep.score == 0.5
+    # a letter names its option
+    mc = QRARecord(id="q", video_id="kitchen", question="?", answer="pick up the cup", steps=1, type="action",
+                   options=["open the door", "pick up the cup"], answer_index=1)
+    lettered = "The man picked up the cup from 1.0 s to 2.0 s. So the answer is (B)."
+    assert score_rationale(lettered, kitchen_graph, mc).reaches_answer is True
+    assert score_rationale(lettered.replace("(B)", "(A)"), kitchen_graph, mc).reaches_answer is False
     # an answer the steps never mention does not follow from them
     loose = "The man picked up the cup from 1.0 s to 2.0 s. So the answer is open the door."
     assert score_rationale(loose, kitchen_graph, _rec("open the door")).reaches_answer is False

@@ -175,7 +175,8 @@ def score_faithfulness(rows: list[dict[str, Any]], items: list[EvalItem], graphs
             continue
         it = by_id[r["id"]]
         rec = QRARecord(id=it.id, video_id=_video_id(it), question=it.question, answer=it.answer,
-                        steps=int(it.steps or 0), type=str(it.type or ""))
+                        steps=int(it.steps or 0), type=str(it.type or ""),
+                        options=list(it.options) if it.options else None, answer_index=it.answer_index)
         r["faithfulness"] = score_rationale(rationale_of(r["raw"]), graphs[_video_id(it)], rec).to_dict()
 
 

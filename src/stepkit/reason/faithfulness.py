@@ -903,6 +903,12 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
         reaches = stated is not None
         if stated is not None and record is not None:
             reaches = _same_answer(stated, record.answer)
+            if not reaches and record.options:
+                # "So the answer is (B).": the option it names
+                from stepkit.evaluate.extract import extract_choice
+
+                k = extract_choice(stated, list(record.options)).index
+                reaches = k is not None and _same_answer(record.options[k], record.answer)
         if reaches:
             concl = [c for c in claims if c.conclusion and not c.negated]
             support = {r for c in claims if not c.conclusion and c.grounded for r in c.refs}
