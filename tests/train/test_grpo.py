@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 from typer.testing import CliRunner
 
 TERMS = ("reward", "reward_answer", "reward_format", "reward_faithfulness", "reward_temporal", "kl", "accuracy",
-         "completion_length", "reward_std")
+         "completion_length", "reward_std", "faithfulness_errors")
 FAST = ["--num-frames", "2"]
 
 

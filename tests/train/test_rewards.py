@@ -155,3 +155,15 @@ def test_group_advantages():
     assert group_advantages([1.0, 0.0], "batch", batch_std=2.0) == pytest.approx([0.5 / 2.0001, -0.5 / 2.0001])
     with pytest.raises(ConfigError):
         group_advantages([1.0], "magic")
+
+
+def test_a_scorer_failure_scores_zero_and_says_why(graph, mc, monkeypatch):
+    import stepkit.reason.faithfulness as fa
+
+    def broken(*a, **k):
+        raise UnboundLocalError("parts")
+
+    monkeypatch.setattr(fa, "score_rationale", broken)
+    r = score_completion(FAITHFUL, mc, graph, RewardWeights())
+    assert r.faithfulness == 0.0 and r.answer == 1.0 and r.format == 1.0
+    assert r.faithfulness_report["error"] == "UnboundLocalError: parts"

@@ -31,7 +31,7 @@ from stepkit.train.trainer import LOSS_LOG, MANIFEST_FILE, SUMMARY, TrainResult,
 REWARD_TERMS = ("answer", "format", "faithfulness", "temporal")
 # What each log line reports (means over the completions, or groups, since the last log, all ranks).
 STAT_KEYS = ("reward", *(f"reward_{t}" for t in REWARD_TERMS), "reward_std", "frac_reward_zero_std", "accuracy",
-             "truncated", "completion_length", "kl", "shuffled_accuracy")
+             "truncated", "completion_length", "kl", "shuffled_accuracy", "faithfulness_errors")
 BUCKETS = ("1", "2", "3+")
 
 
@@ -414,6 +414,7 @@ def _grpo_trainer_class():
             self._micro = (-1, 0)  # (global step, micro-batch index within it)
             self._stats: dict[str, float] = {}
             self._by_steps: dict[str, list[float]] = {}
+            self.first_error: str | None = None
 
         # one micro-batch
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -509,6 +510,15 @@ def _grpo_trainer_class():
             self._add("reward_std", statistics.stdev(tot) if g > 1 else 0.0)
             self._add("frac_reward_zero_std", 1.0 if max(tot) - min(tot) < 1e-9 else 0.0)
             self._add("accuracy", sum(r.correct for r in rs) / g, g)
+            errors = [r.faithfulness_report["error"] for r in rs if "error" in r.faithfulness_report]
+            if self.gcfg.weight_faithfulness > 0:
+                self._add("faithfulness_errors", len(errors) / g, g)
+            if errors and self.first_error is None:
+                import sys
+
+                self.first_error = f"record {rec.id!r}: {errors[0]}"
+                print(f"warning: the faithfulness scorer failed on a completion ({self.first_error}); scored 0, "
+                      "counted in faithfulness_errors", file=sys.stderr)
             self._add("truncated", sum(not f for f in ro.finished) / g, g)
             lens = mask.sum(1).float()
             self._add("completion_length", float(lens.mean()), g)
@@ -754,7 +764,8 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
             "method": "grpo", "global_step": state.global_step, "max_steps": state.max_steps, "finished": finished,
             "seconds_this_session": round(time.time() - t_start, 3), "manifest": manifest,
             "final_loss": next((h.get("loss") for h in reversed(state.log_history) if "loss" in h), None),
-            "rewards": summarize_log(rows), "world_size": args.world_size, "device": str(args.device),
+            "rewards": summarize_log(rows), "first_faithfulness_error": trainer.first_error,
+            "world_size": args.world_size, "device": str(args.device),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         })
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from stepkit.errors import ConfigError
+from stepkit.errors import ConfigError, StepkitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from stepkit.data.record import QRARecord
@@ -186,8 +186,14 @@ def score_completion(completion: str, record: QRARecord, graph: STSG | None, wei
         # pays the policy for babbling grounded nouns until it runs out of tokens
         report = {"score": 0.0, "truncated": True}
     elif weights.faithfulness > 0:
-        report = faithfulness(parsed, graph, record)
-        faith = float(report["score"])
+        try:
+            report = faithfulness(parsed, graph, record)
+            faith = float(report["score"])
+        except StepkitError:
+            raise  # a missing graph is the user's to fix
+        except Exception as exc:  # noqa: BLE001 - one odd completion must not end a long run
+            # the scorer failing on one model output scores it 0 and is counted (faithfulness_errors)
+            report = {"score": 0.0, "error": f"{type(exc).__name__}: {exc}"}
     fmt_r = 1.0 if parsed.well_formed else 0.0
     r = CompletionReward(answer=1.0 if correct else 0.0, format=fmt_r, faithfulness=faith, correct=correct,
                          problem=parsed.problem, faithfulness_report=report)
