@@ -28,6 +28,7 @@ VERB_MODULES = [
     "stepkit.reason.cli",
     "stepkit.models.cli",
     "stepkit.train.cli",
+    "stepkit.train.perception",
     "stepkit.sources.cli",
     "stepkit.evaluate.cli",
     "stepkit.evaluate.star_cli",
@@ -41,7 +42,7 @@ def _build() -> None:
     for name in VERB_MODULES:
         importlib.import_module(name).register(app, bench_app)
     app.add_typer(bench_app, name="bench")
-    lock_commands(app)  # one writer per output folder (stepkit.locks.LOCKED_VERBS)
+    lock_commands(app)  # one writer per --out folder (stepkit.locks)
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ run that takes the lock also removes the temporary files the killed one left (se
 :func:`stepkit.io.sweep_stale_temps`). The lock file itself is removed when the lock is released,
 so a finished folder holds only the stage's outputs.
 
-Every verb that writes a folder takes the lock: the CLI wraps them all (:func:`lock_commands`, from
-one table, :data:`LOCKED_VERBS`), and :func:`output_lock` can be used directly by library callers.
+Every verb that writes a folder takes the lock: the CLI wraps every verb with an ``--out`` folder
+(:func:`lock_commands`), and :func:`output_lock` can be used directly by library callers.
 The lock is reentrant within a process, so a verb and the library function it calls can both take it.
 """
 
@@ -29,24 +29,10 @@ from stepkit.errors import StepkitError
 
 LOCK_NAME = ".stepkit.lock"
 
-# verb path -> the parameter naming the folder it writes. The pipeline verbs (selftrain, demo,
-# experiment replicate) take their folder's lock inside the library (the folder may come from the config).
-LOCKED_VERBS: dict[tuple[str, ...], str] = {
-    ("world",): "out",
-    ("induce",): "out",
-    ("generate",): "out",
-    ("train",): "out",
-    ("eval",): "out",
-    ("eval", "export-lmms"): "out",
-    ("eval", "compare"): "out",
-    ("eval", "star-graph"): "out",
-    ("qa", "export"): "out",
-    ("qa", "refine"): "out",
-    ("models", "tiny"): "out",
-    ("import", "charades"): "out",
-    ("import", "star"): "out",
-    ("import", "action-genome"): "out",
-}
+# Every verb with an ``--out`` option holds the lock of that folder, so a verb added later is covered
+# too; these verbs' ``--out`` is a file, not a folder. (The pipeline verbs also lock their run folder
+# inside the library, where the folder may come from the config.)
+OUT_IS_A_FILE: frozenset[tuple[str, ...]] = frozenset({("bench", "train")})
 
 
 class FolderLocked(StepkitError):
@@ -225,22 +211,25 @@ def locked_callback(callback: Callable[..., Any], param: str) -> Callable[..., A
     return run
 
 
-def lock_commands(app: Any, table: dict[tuple[str, ...], str] | None = None) -> list[tuple[str, ...]]:
-    """Wrap every verb of the typer ``app`` named in ``table`` (default :data:`LOCKED_VERBS`) so it
-    holds its output folder's lock; returns the verbs wrapped."""
-    table = LOCKED_VERBS if table is None else table
+def lock_commands(app: Any, param: str = "out", skip: frozenset[tuple[str, ...]] = OUT_IS_A_FILE
+                  ) -> list[tuple[str, ...]]:
+    """Wrap every verb of the typer ``app`` that takes ``param`` (but those in ``skip``) so it holds
+    that folder's lock while it runs; returns the verbs wrapped."""
     done: list[tuple[str, ...]] = []
 
+    def wrap(info: Any, name: tuple[str, ...]) -> None:
+        if info.callback is None or name in skip or hasattr(info.callback, "__stepkit_locked__"):
+            return
+        if param in inspect.signature(info.callback).parameters:
+            info.callback = locked_callback(info.callback, param)
+            info.callback.__stepkit_locked__ = True
+            done.append(name)
+
     def walk(typer_app: Any, prefix: tuple[str, ...]) -> None:
-        cb = typer_app.registered_callback
-        if cb is not None and cb.callback is not None and prefix in table:
-            cb.callback = locked_callback(cb.callback, table[prefix])
-            done.append(prefix)
+        if typer_app.registered_callback is not None:
+            wrap(typer_app.registered_callback, prefix)
         for cmd in typer_app.registered_commands:
-            name = prefix + (cmd.name or cmd.callback.__name__.replace("_", "-"),)
-            if name in table:
-                cmd.callback = locked_callback(cmd.callback, table[name])
-                done.append(name)
+            wrap(cmd, prefix + (cmd.name or cmd.callback.__name__.replace("_", "-"),))
         for group in typer_app.registered_groups:
             walk(group.typer_instance, prefix + (group.name,))
 
