@@ -183,12 +183,22 @@ class _Lex:
 
 
 def _build_lex(graph: STSG) -> _Lex:
+    """The phrase table for ``graph``'s words (cached by those words: many rationales, one graph)."""
+    return _lex_for(frozenset(clean(o.label) for o in graph.objects), frozenset(clean(a.verb) for a in graph.actions),
+                    frozenset(clean(r.predicate) for r in graph.relations),
+                    frozenset(clean(a.name) for o in graph.objects for a in o.attributes),
+                    frozenset(clean(a.value) for o in graph.objects for a in o.attributes))
+
+
+@lru_cache(maxsize=256)
+def _lex_for(g_labels: frozenset, g_verbs: frozenset, g_preds: frozenset, g_names: frozenset,
+             g_values: frozenset) -> _Lex:
     shipped = _shipped_vocab()
-    labels = set(shipped["labels"]) | {clean(o.label) for o in graph.objects}
-    verbs = set(shipped["verbs"]) | {clean(a.verb) for a in graph.actions}
-    preds = set(shipped["preds"]) | {clean(r.predicate) for r in graph.relations}
-    names = set(shipped["names"]) | {clean(a.name) for o in graph.objects for a in o.attributes}
-    values = set(shipped["values"]) | {clean(a.value) for o in graph.objects for a in o.attributes}
+    labels = set(shipped["labels"]) | g_labels
+    verbs = set(shipped["verbs"]) | g_verbs
+    preds = set(shipped["preds"]) | g_preds
+    names = set(shipped["names"]) | g_names
+    values = set(shipped["values"]) | g_values
     table: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
     def add(phrase: str, kind: str, value: str) -> None:
