@@ -69,7 +69,7 @@ def induce_cmd(
             est = estimate_induce(videos, inducer, objects=objects)
         except StepkitError as exc:
             fail(exc)
-        console.print(estimate_text(est), highlight=False, end="")
+        console.print(estimate_text(est), highlight=False, end="", soft_wrap=True)
         return
     runner_executor = None
     if executor == "ray":

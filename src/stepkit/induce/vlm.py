@@ -158,7 +158,8 @@ class _Asker:
         # A served model runs many requests at once: hand it the whole stage (up to its request
         # pool) rather than batch_size prompts at a time. "generate" still counts batch_size
         # batches, so graph metadata does not depend on the backend's concurrency.
-        step = max(self.cfg.batch_size, int(getattr(self.backend, "concurrency", 1) or 1))
+        bs = self.cfg.batch_size
+        step = bs * max(1, -(-int(getattr(self.backend, "concurrency", 1) or 1) // bs))  # a multiple of bs
         for i in range(0, len(prompts), step):
             chunk = list(prompts[i : i + step])
             got = self.backend.generate(chunk, params)

@@ -318,4 +318,8 @@ def format_memory(r: dict[str, Any]) -> str:
         lines.append(f"| {t} | {'every position' if path == 'full' else 'supervised only'} {tuple(x['logits_shape'])} | "
                      f"{x['peak_bytes'] / 2**20:.0f} | {x['step_s']:.2f} | {x['loss']:.6f} | {x['answer']:.6f} | "
                      f"{x['rationale']:.6f} | {saved} |")
+    diffs = [max(abs(x[k] - by[(t, "full")][k]) for k in ("loss", "answer", "rationale"))
+             for (t, path), x in by.items() if path == "supervised" and (t, "full") in by]
+    if diffs:
+        lines += ["", f"loss terms of the two paths differ by at most {max(diffs):.1e} (same batches, same weights)"]
     return "\n".join(lines) + "\n"
