@@ -26,7 +26,7 @@ from stepkit.errors import VideoError
 class StepkitLMM(lmms):
     """lmms-eval ``simple`` model over :func:`stepkit.models.registry.open_model`: each request's
     visuals (video paths, PIL images) become one :class:`~stepkit.models.base.Prompt`; ``frames``
-    frames are sampled uniformly over each video."""
+    frames are sampled uniformly over each video (over the document's ``window`` when it has one)."""
 
     def __init__(self, pretrained: str = "tiny:qwen2.5-vl", frames: int | str = 8, device: str = "auto",
                  batch_size: int | str = 1, backend: Any = None, **kwargs: Any) -> None:
@@ -41,7 +41,7 @@ class StepkitLMM(lmms):
             opts = {"device": device} if not str(pretrained).startswith("tiny:") else {}
             self.model = open_model(str(pretrained), **opts, **kwargs)
 
-    def _prompt(self, context: str, visuals: list[Any]):
+    def _prompt(self, context: str, visuals: list[Any], window: Any = None):
         import numpy as np
 
         from stepkit.models.base import Prompt
@@ -51,7 +51,8 @@ class StepkitLMM(lmms):
         for v in visuals:
             if isinstance(v, str):
                 try:
-                    s = sample_frames(v, n=self.frames)
+                    t0, t1 = (float(window[0]), float(window[1])) if window else (None, None)
+                    s = sample_frames(v, n=self.frames, t0=t0, t1=t1)
                 except VideoError:
                     raise
                 except Exception as exc:  # a decoder error names the file, not a traceback
@@ -76,7 +77,8 @@ class StepkitLMM(lmms):
             params = SamplingParams(max_new_tokens=int(gen_kwargs.get("max_new_tokens", 32)),
                                     temperature=float(gen_kwargs.get("temperature") or 0.0),
                                     top_p=float(gen_kwargs.get("top_p") or 1.0))
-            [[text]] = self.model.generate([self._prompt(context, visuals)], params)
+            window = doc.get("window") if isinstance(doc, dict) else None  # stepkit tasks carry the question's window
+            [[text]] = self.model.generate([self._prompt(context, visuals, window)], params)
             for stop in gen_kwargs.get("until") or []:
                 if isinstance(stop, str) and stop and stop in text:
                     text = text.split(stop)[0]
