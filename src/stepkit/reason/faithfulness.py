@@ -537,6 +537,7 @@ class _Parsed:
     claims: list[Claim]
     events: list[Action | Relation | None]  # best graph event per event claim (None: ungrounded)
     text: str
+    readings: list[list[Claim]] = field(default_factory=list)  # every reading of an ambiguous word
 
 
 def _split(text: str) -> list[tuple[int, str]]:
@@ -625,13 +626,16 @@ def _check_clause(clause: str, lex: _Lex, ck: _Checker, conclusion: bool,
     if len(content) == 1 and len({k for k, _ in content[0].alts}) > 1:
         # one bare word with several readings ("open": a state or an action): the one the graph grounds
         best: _Parsed | None = None
+        readings = []
         for kind in sorted({k for k, _ in content[0].alts} & _CONTENT):
             m = content[0]
             alt = _M(m.pos, m.end, kind, tuple(v for k, v in m.alts if k == kind), text=m.text, alts=m.alts)
             got = _claims_of([alt if x is m else x for x in ms], clause, ck, conclusion, window)
+            readings.append(got.claims)
             if best is None or sum(c.score for c in got.claims) > sum(c.score for c in best.claims):
                 best = got
         if best is not None:
+            best.readings = readings
             return best
     return _claims_of(ms, clause, ck, conclusion, window)
 
@@ -800,7 +804,7 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
                     prev_complete or k <= len(by_start)) else True
             out.append(Claim("order", f"{w} of these: {e.id}", ok, 1.0 if ok else 0.0,
                              "holds in the graph" if ok else "another listed event comes there", refs=(e.id,)))
-        if prev_events and re.search(r"\bof (?:them|these)\b", text, re.I):
+        if prev_events and prev_complete and re.search(r"\bof (?:them|these)\b", text, re.I):
             # "There are 2 of them: the table, the bed": the things counted take part in the events before
             present = {x for e in prev_events for x in (*ck.roles(e)[1], ck.roles(e)[0])}
             for c in p.claims:
@@ -920,7 +924,6 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
                 k = extract_choice(stated, list(record.options)).index
                 reaches = k is not None and _same_answer(record.options[k], record.answer)
         if reaches:
-            concl = [c for c in claims if c.conclusion and not c.negated]
             support = {r for c in claims if not c.conclusion and c.grounded for r in c.refs}
             events = {e.id for e in ck.events}
 
@@ -929,7 +932,11 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
                 return bool(refs & support)
 
             steps = [c for c in claims if not c.conclusion]
-            reaches = any(c.grounded for c in steps) and all(c.grounded and supported(c) for c in concl)
+            # each answer clause is reached by one of its readings ("open": the state or the action)
+            answer_clauses = [p.readings or [p.claims] for _, p in parsed if any(c.conclusion for c in p.claims)]
+            reaches = any(c.grounded for c in steps) and all(
+                any(all(c.grounded and supported(c) for c in r if not c.negated) for r in readings)
+                for readings in answer_clauses)
     mean = sum(c.score for c in claims) / n if n else 0.0
     score = mean * (UNREACHED_FACTOR if reaches is False else 1.0)
     return FaithfulnessReport(
