@@ -200,3 +200,15 @@ def test_induce_on_ray_matches_one_process_and_survives_a_killed_worker(cluster,
     again = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert again["skipped"] == 6 and again["cost"]["requests"] == 0
     assert sum(s.stats()["requests"] for s in servers) == before
+
+
+def test_a_cpu_inducer_on_ray_matches_one_process(cluster, videos, tmp_path):
+    from stepkit.induce.base import get_inducer
+
+    local = run_induce(videos, tmp_path / "local", get_inducer("opencv"))
+    cmd = [sys.executable, "-m", "stepkit.cli", "induce", str(videos), "--out", str(tmp_path / "ray"), "--backend",
+           "opencv", "--executor", "ray", "--address", cluster["address"]]
+    proc = subprocess.run(cmd, env=cluster["env"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _graphs(tmp_path / "ray") == _graphs(tmp_path / "local") and len(_graphs(tmp_path / "local")) == 6
+    assert _comparable(json.loads((tmp_path / "ray" / "summary.json").read_text())) == _comparable(local)
