@@ -41,7 +41,7 @@ YESNO_SLACK = 2
 SKELETON_CAP = 0.30
 # Share of multi-step questions anchored in time (before / after / while an event) the generator
 # holds: an unanchored candidate of 3+ steps is passed over while the share is below it.
-ANCHOR_SHARE = 0.55
+ANCHOR_SHARE = 0.6
 # A graph whose record slots fail this many times in a row has no more questions to give.
 GIVE_UP_AFTER = 5
 # How far above its requested share a step count may go when a graph cannot give the one the
@@ -288,7 +288,7 @@ class Distractors:
     def observe(self, ctx: GraphContext) -> None:
         """Add a graph's vocabulary to the pools."""
         self._cache = {}
-        self.corpus.add_graph(ctx.graph)
+        self.corpus.add_graph(ctx.graph, targets=False)  # "put the cup down on the bed": the bed is no thing put down
         for o in ctx.graph.objects:
             self.pool["label"][ctx.label(o.id)] += 1
             for a in o.attributes:
@@ -601,6 +601,9 @@ class Generator:
         if cand.slot != (None, None) and not self.balancer.accepts_skeleton(slot_key, cand.answer, yesno):
             self._drop(cand, "unbalanced-slot")
             return None
+        if cand.balance is not None and not self.balancer.accepts_skeleton(*cand.balance):
+            self._drop(cand, "unbalanced-slot")
+            return None
         # Honesty: every step narrows something (ablation), every time decision has its margin,
         # every reference the program uses is said in the question.
         values = cand.builder.values
@@ -636,6 +639,8 @@ class Generator:
         self.balancer.add(bucket, cand.answer, skel)
         if cand.slot != (None, None):
             self.balancer.skeletons[slot_key][cand.answer] += 1
+        if cand.balance is not None:
+            self.balancer.skeletons[cand.balance[0]][cand.balance[1]] += 1
         if options is not None:
             self.distractors.commit(cand, options)
         if steps > 1:

@@ -57,11 +57,12 @@ class PlausibilityPrior:
             self.add(k, o)
         return self
 
-    def add_graph(self, graph) -> "PlausibilityPrior":
-        """Add every pair a graph shows: verbs with their objects and targets, predicates with objects."""
+    def add_graph(self, graph, targets: bool = True) -> "PlausibilityPrior":
+        """Add every pair a graph shows: verbs with their objects (and targets, unless ``targets`` is
+        False), predicates with objects."""
         labels = {o.id: o.label for o in graph.objects}
         for a in graph.actions:
-            for oid in (a.object, a.target):
+            for oid in ((a.object, a.target) if targets else (a.object if a.object is not None else a.target,)):
                 if oid is not None and oid in labels:
                     self.add(a.verb, labels[oid])
         for r in graph.relations:

@@ -67,6 +67,9 @@ class Candidate:
     ref_nodes: list = field(default_factory=list)
     phrasing: tuple[str, str] | None = None
     near: list = field(default_factory=list)  # the very first distractors (other events of the same window)
+    # an extra balance the generator holds: (key, answer, yes/no-like) — the verb that follows an
+    # anchor verb, which of two verbs comes first (scripts a text-only learner would know)
+    balance: tuple[str, str, bool] | None = None
 
 
 def _split(rng: random.Random, total: int, k: int) -> list[int]:
@@ -677,7 +680,8 @@ class Sampler:
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
                              conflicts, self._also([b.values[q]]), asked=(b.values[s],),
-                             near=[ctx.action_phrase(i) for i in b.values[acts]])
+                             near=[ctx.action_phrase(i) for i in b.values[acts]],
+                             balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, da)
         anchors = [i for i in self.acts_by_agent[agent]
@@ -694,7 +698,8 @@ class Sampler:
         conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in self.acts_by_agent[agent]])
         return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts,
                          self._also([b.values[q]]), asked=(b.values[s],),
-                         near=[ctx.action_phrase(i) for i in b.values[f]])
+                         near=[ctx.action_phrase(i) for i in b.values[f]],
+                         balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
 
     def _q_ordinal_anchored(self, b, n):
         """The k-th event in a window: "What was the second thing that happened after ...?" (3
@@ -1033,8 +1038,11 @@ class Sampler:
             question = self._fill(variant, agent=aphrase, a=ph1["base"], b=ph2["base"])
         answer = b.values[q]
         other = pb if answer == pa else pa
+        va, vb = sorted((ctx.events[e1].verb, ctx.events[e2].verb))
+        won = ctx.events[b.values[c]].verb
         return Candidate("comparison", variant, b, question, answer, "action", {"agent": aphrase}, [other],
-                         self._also([answer]), asked=(b.values[c],))
+                         self._also([answer]), asked=(b.values[c],),
+                         balance=(f"comparison|{variant}|{va}|{vb}", "yes" if won == va else "no", True))
 
 
 _BY_TYPE = {t: getattr(Sampler, f"_q_{t}") for t in TYPES}
