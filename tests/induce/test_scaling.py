@@ -195,3 +195,35 @@ def test_bench_sim_smoke():
     assert all(x["graphs_identical"] and x["failed"] == 0 and x["capacity_videos_per_min"] > 0 for x in r["rows"])
     text = sim_markdown(r)
     assert "| 2 | 16 |" in text and "byte-identical to the sequential run at every point: yes" in text
+
+
+def test_kill_during_a_concurrent_run_then_resume(videos, tmp_path, wait_for):
+    import signal
+    import subprocess
+
+    from stepkit.induce.runner import read_manifest
+
+    with SimServer(SimServerConfig(time_scale=0.3)) as slow:
+        ref = run_induce(videos, tmp_path / "ref", VLMInducer(endpoint=slow.url, config={**CFG, "in_flight": 8}))
+        cfg = tmp_path / "vlm.yaml"
+        cfg.write_text(json.dumps({**CFG, "in_flight": 8, "videos_in_flight": 3}))
+        cmd = [sys.executable, "-m", "stepkit.cli", "induce", str(videos), "--out", str(tmp_path / "o"),
+               "--backend", "vlm", "--endpoint", slow.url, "--config", str(cfg)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: len(read_manifest(tmp_path / "o")) >= 1, proc, 120, "the first graph")
+            proc.send_signal(signal.SIGKILL)  # other videos are in flight at this moment
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        done = len(read_manifest(tmp_path / "o"))
+        assert 1 <= done < 5
+        res = CliRunner().invoke(app, ["induce", str(videos), "--out", str(tmp_path / "o"), "--backend", "vlm",
+                                       "--endpoint", slow.url, "--config", str(cfg)])
+        assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["skipped"] == done and summary["induced"] == 5 - done
+    assert _graphs(tmp_path / "o") == _graphs(tmp_path / "ref")
+    assert ref["cost"]["requests"] > summary["cost"]["requests"] > 0  # only the unfinished videos were asked again
+    assert not [p for p in (tmp_path / "o").rglob("*") if ".tmp" in p.name]

@@ -100,6 +100,12 @@ def induce_cmd(
         f"of {summary['videos']} videos → {out} ({summary['seconds']:.1f} s)",
         highlight=False,
     )
+    cost = summary.get("cost") or {}
+    if cost.get("requests") or cost.get("cache_hits"):
+        console.print(f"cost: {cost['requests']:,} requests ({cost['retries']:,} retries), {cost['prompt_tokens']:,} prompt + "
+                      f"{cost['completion_tokens']:,} completion tokens, {cost['cache_hits']:,} cache hits; "
+                      f"{cost['seconds_per_video']:.1f} s per video, {cost['videos_per_minute']:.1f} videos/min",
+                      highlight=False, soft_wrap=True)
     if summary.get("set_aside"):
         console.print(f"{len(summary['set_aside'])} graphs of an earlier config or of videos that failed now were "
                       f"moved to {out / '.stale'}", highlight=False)
