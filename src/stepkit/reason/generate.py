@@ -525,7 +525,7 @@ class Generator:
         sampler.force_anchor = need_anchor
         for attempt in range(budget):
             qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
-            late = attempt >= budget - 2
+            late = attempt >= budget - 1
             if need_anchor and not late and (qtype in UNANCHORED_TYPES or failing[("unanchored", qtype, steps)] >= 2):
                 continue
             bucket = (qtype, steps)
