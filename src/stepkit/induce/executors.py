@@ -91,16 +91,25 @@ class RayExecutor:
         self.init_options = dict(init_options or {})
         self.actor_pids: list[int] = []
 
+    @property
+    def driver_prepare(self) -> bool:
+        """Whether the driver builds the inducer's backend before the run: only for a served model
+        (cheap, and it fixes the model name and identity every actor uses), never a local model
+        that would be loaded on the driver for nothing."""
+        bo = self.options.get("backend_options") or {}
+        return self.backend == "vlm" and bool(self.options.get("endpoint") or (isinstance(bo, Mapping) and bo.get("endpoint")))
+
     def _plan(self, inducer: Any) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
         """Options per actor, the actor's Ray resources and how many videos each takes at once."""
         import ray
 
         opts = dict(self.options)
         if self.backend == "vlm":
-            be = inducer.backend  # built by the runner's prepare(): its model and identity are final
-            endpoints = list(getattr(be, "endpoints", []) or [])
-            inner = getattr(be, "inner", be)
-            endpoints = endpoints or list(getattr(inner, "endpoints", []) or [])
+            endpoints: list[str] = []
+            if self.driver_prepare:
+                be = inducer.backend  # built by the runner's prepare(): its model and identity are final
+                inner = getattr(be, "inner", be)
+                endpoints = list(getattr(inner, "endpoints", []) or [])
             if endpoints:
                 n = self.actors or len(endpoints)
                 in_flight = max(1, -(-inducer.cfg.in_flight // n))

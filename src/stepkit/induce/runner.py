@@ -264,7 +264,7 @@ def run_induce(
             jobs.append(Job(path, vid, input_hash))
     if jobs:
         prepare = getattr(inducer, "prepare", None)
-        if callable(prepare):  # a bad endpoint or model fails here once, not once per video
+        if callable(prepare) and getattr(executor, "driver_prepare", True):  # fails here once, not once per video
             prepare()
         if executor is None:
             executor = ThreadExecutor(int(getattr(inducer, "parallel_videos", 1) or 1))
