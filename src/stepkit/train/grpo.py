@@ -233,7 +233,7 @@ class HFRollouts:
         batch = _to_device(repeat_inputs(prompt_inputs, n), model.device)
         plen = batch["input_ids"].shape[1]
         kw: dict[str, Any] = dict(do_sample=True, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                                  top_k=self.cfg.top_k or None, max_new_tokens=self.cfg.max_completion_length,
+                                  top_k=self.cfg.top_k, max_new_tokens=self.cfg.max_completion_length,
                                   eos_token_id=self.eos_id, pad_token_id=self.pad_id, use_cache=True)
         if self.suppress:
             kw["suppress_tokens"] = self.suppress
