@@ -276,6 +276,18 @@ def _(t, w):
     return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--format", "docx"]
 
 
+for _name in ("truncated", "json-array", "nested-100000"):
+    _make, _word = BAD_GRAPHS[_name]
+
+    def _score(t, w, _make=_make):
+        pred = t / "pred"
+        shutil.copytree(w / "graphs", pred)
+        write(pred / sorted(p.name for p in pred.glob("world-*.json"))[0], _make(t, w))
+        return ["graph", "score", str(pred), str(w / "graphs")]
+
+    case(f"graph-score-{_name}", 1, "world-s0-000.json", _word)(_score)
+
+
 @case("graph-score-missing-gt", 1, "nothing", "no such")
 def _(t, w):
     return ["graph", "score", str(w / "graphs"), str(t / "nothing")]
