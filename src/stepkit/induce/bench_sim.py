@@ -86,6 +86,10 @@ def run_point(videos: Path, servers: list[SimServerProcess], in_flight: int, con
         "completion_tokens_per_video": summary["cost"]["completion_tokens_per_video"],
         "server_queue_s": sum(st["queue_seconds"] for st in stats),
         "busy_max": max(st["busy_max"] for st in stats),
+        "server_prompt_tokens": sum(st["prompt_tokens"] for st in stats),
+        "prefix_cached_tokens": sum(st["prefix_cached_tokens"] for st in stats),
+        "prefix_cached_tokens_text_first": sum(st["prefix_cached_tokens_text_first"] for st in stats),
+        "n_saved_prefill_tokens": sum(st["n_saved_prefill_tokens"] for st in stats),
         "graphs": hashes,
     }
 
@@ -169,6 +173,14 @@ def sim_markdown(result: dict[str, Any]) -> str:
     if at64 and two:
         lines.append(f"- 2 servers (in flight 128) / 1 server (in flight 64): "
                      f"{two['videos_per_min'] / at64['videos_per_min']:.2f}x")
+    if one and one["server_prompt_tokens"]:
+        p = one["server_prompt_tokens"]
+        lines.append(f"- request shape, per video (in-flight 1 point, distinct videos): a prefix cache would serve "
+                     f"{one['prefix_cached_tokens'] / p:.0%} of the prompt tokens with the image first, "
+                     f"{one['prefix_cached_tokens_text_first'] / p:.0%} were the question first; n samples in one request "
+                     f"spare {one['n_saved_prefill_tokens'] / one['videos']:,.0f} prompt tokens of prefill per video "
+                     f"({one['n_saved_prefill_tokens'] / (p + one['n_saved_prefill_tokens']):.0%} of what one request "
+                     "per sample would prefill)")
     lines.append(f"- graphs byte-identical to the sequential run at every point: "
                  f"{'yes' if all(r['graphs_identical'] for r in rows) else 'NO'}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,13 @@ Latency model (:class:`SimServerConfig`), that of a continuous-batching server:
   completion tokens are ``len(answer) / chars_per_token`` (at least 1), capped at ``max_tokens``;
 * every latency is multiplied by ``time_scale``.
 
+The server also counts what two request shapes save (not discounted from its latency):
+``prefix_cached_tokens``, the prompt tokens a prefix cache would serve (the leading system text,
+images and question some earlier request began with), and ``n_saved_prefill_tokens``, the prompt
+tokens ``n`` samples in one request do not prefill again (``(n - 1) * prompt_tokens``);
+``prefix_cached_tokens_text_first`` is what the prefix cache would serve were each message's text
+put before its images.
+
 The modelled capacity is therefore ``capacity / (slot-seconds per video)`` videos per second,
 which the server measures (:meth:`SimServer.stats`) so a benchmark can say how close a client
 comes to it. The server binds 127.0.0.1 only.
@@ -31,7 +38,7 @@ import random
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -190,7 +197,10 @@ class SimServer:
         self._slots = _Slots(self.config.capacity)
         self._lock = threading.Lock()
         self._stats = {"requests": 0, "sequences": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                       "slot_seconds": 0.0, "queue_seconds": 0.0, "busy_max": 0}
+                       "slot_seconds": 0.0, "queue_seconds": 0.0, "busy_max": 0,
+                       "prefix_cached_tokens": 0, "prefix_cached_tokens_text_first": 0, "n_saved_prefill_tokens": 0}
+        self._prefixes: OrderedDict[str, None] = OrderedDict()
+        self._prefixes_text_first: OrderedDict[str, None] = OrderedDict()
         self._busy = 0
         outer = self
 
@@ -246,19 +256,28 @@ class SimServer:
             return 400, {"error": {"message": "messages must be a non-empty list"}}
         text_parts: list[str] = []
         image_keys: list[str] = []
+        segments: list[tuple[str, int]] = []  # the prompt in order: (content hash, tokens)
+        text_first: list[tuple[str, int]] = []  # the same prompt with each message's text before its images
         for m in messages:
             content = m.get("content") if isinstance(m, dict) else None
+            start = len(segments)
             if isinstance(content, str):
                 text_parts.append(content)
+                segments.append((hashlib.sha1(content.encode()).hexdigest(), int(len(content) / cfg.chars_per_token)))
             elif isinstance(content, list):
                 for part in content:
                     if not isinstance(part, dict):
                         continue
                     if part.get("type") == "text":
-                        text_parts.append(str(part.get("text", "")))
+                        text = str(part.get("text", ""))
+                        text_parts.append(text)
+                        segments.append((hashlib.sha1(text.encode()).hexdigest(), int(len(text) / cfg.chars_per_token)))
                     elif part.get("type") in ("image_url", "video_url"):
                         url = str((part.get(part["type"]) or {}).get("url", ""))
                         image_keys.append(hashlib.sha1(url.encode()).hexdigest()[:16])
+                        segments.append((image_keys[-1], cfg.image_tokens))
+            mine = segments[start:]
+            text_first += [x for x in mine if x[0] not in image_keys] + [x for x in mine if x[0] in image_keys]
         question = text_parts[-1] if text_parts else ""
         n = body.get("n", 1)
         n = n if isinstance(n, int) and n >= 1 else 1
@@ -268,6 +287,8 @@ class SimServer:
         seed = body.get("seed", 0)
         answers = [sim_answer(question, image_keys, seed=seed, sample=i, temperature=temperature) for i in range(n)]
         prompt_tokens = int(sum(len(t) for t in text_parts) / cfg.chars_per_token) + cfg.image_tokens * len(image_keys)
+        cached = self._prefix_hits(self._prefixes, segments)
+        cached_text_first = self._prefix_hits(self._prefixes_text_first, text_first)
         lengths = [min(max_tokens, max(1, int(len(a) / cfg.chars_per_token))) for a in answers]
         service = cfg.service_s(prompt_tokens, max(lengths))
         t0 = time.perf_counter()
@@ -289,6 +310,9 @@ class SimServer:
             st["prompt_tokens"] += prompt_tokens
             st["completion_tokens"] += sum(lengths)
             st["slot_seconds"] += service * min(n, cfg.capacity)
+            st["prefix_cached_tokens"] += cached
+            st["prefix_cached_tokens_text_first"] += cached_text_first
+            st["n_saved_prefill_tokens"] += (n - 1) * prompt_tokens
             st["queue_seconds"] += waited
         choices = [{"index": i, "finish_reason": "stop" if lengths[i] < max_tokens else "length",
                     "message": {"role": "assistant", "content": a}} for i, a in enumerate(answers)]
@@ -297,14 +321,39 @@ class SimServer:
                      "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sum(lengths),
                                "total_tokens": prompt_tokens + sum(lengths)}}
 
+    def _prefix_hits(self, store: OrderedDict[str, None], segments: list[tuple[str, int]]) -> int:
+        """Prompt tokens a prefix cache would serve: the longest run of leading segments (system
+        text, images, question) some earlier request began with; then remember this prompt's prefixes.
+        Counted only: the latency model does not discount them."""
+        chain, hit, still = hashlib.sha1(), 0, True
+        keys = []
+        for key, tokens in segments:
+            chain.update(key.encode())
+            k = chain.hexdigest()
+            keys.append(k)
+            with self._lock:
+                if still and k in store:
+                    hit += tokens
+                    store.move_to_end(k)
+                else:
+                    still = False
+        with self._lock:
+            for k in keys:
+                store[k] = None
+            while len(store) > 200_000:
+                store.popitem(last=False)
+        return hit
+
     def stats(self) -> dict[str, Any]:
         """Requests, sequences, tokens, slot-seconds used and time spent queueing so far."""
         with self._lock:
             return {**self._stats, "config": asdict(self.config)}
 
     def reset_stats(self) -> None:
-        """Zero the counters."""
+        """Zero the counters and empty the modelled prefix cache."""
         with self._lock:
+            self._prefixes.clear()
+            self._prefixes_text_first.clear()
             for k in self._stats:
                 self._stats[k] = 0.0 if isinstance(self._stats[k], float) else 0
 
