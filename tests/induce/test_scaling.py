@@ -92,6 +92,13 @@ def test_prompts_put_the_image_first(videos, sim, tmp_path):
     assert [p["type"] for p in msgs[1]["content"]] == ["image_url", "text"]
     assert b.generate([Prompt("Is there a cup in the image? Answer yes or no.")], SamplingParams(max_new_tokens=4))[0][0] \
         in ("Yes.", "No.")
+    # many questions about one image: a prefix cache serves the image to all but the first
+    with SimServer(SimServerConfig(time_scale=0.001)) as s:
+        c = get_backend("openai", endpoint=s.url)
+        img = np.full((56, 56, 3), 7, np.uint8)
+        c.generate([Prompt(f"question {i}?", images=[img], system="sys") for i in range(6)], SamplingParams(max_new_tokens=4))
+        st = s.stats()
+        assert st["prefix_cached_tokens"] >= 5 * 256 > st["prefix_cached_tokens_text_first"]
 
 
 class _CountingServer:

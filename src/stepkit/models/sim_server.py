@@ -65,7 +65,8 @@ class SimServerConfig:
         for name in ("overhead_s", "prefill_s_per_token", "decode_s_per_token", "time_scale", "chars_per_token"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0 or (name in ("time_scale", "chars_per_token") and v <= 0):
-                raise ConfigError(f"sim server: {name} must be a non-negative number, got {v!r}")
+                need = "positive" if name in ("time_scale", "chars_per_token") else "non-negative"
+                raise ConfigError(f"sim server: {name} must be a {need} number, got {v!r}")
 
     def service_s(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Seconds one admitted request takes."""
