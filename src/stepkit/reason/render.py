@@ -7,7 +7,8 @@ from typing import Any
 
 from stepkit.data.record import RationaleStep
 from stepkit.graph.types import Action
-from stepkit.reason.lexicon import action_words, cap, clean, fmt_time, is_person_label, ordinal, past, phrases, with_object
+from stepkit.reason.lexicon import (action_words, cap, clean, fmt_time, is_person_label, noun, ordinal, past, phrases,
+                                    with_object)
 from stepkit.reason.ops import GraphContext, TraceStep, Window
 
 _MAX_LISTED = 3
@@ -173,7 +174,7 @@ def _statement(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> tuple
         if not ids:
             src = trace[t.inputs[0]]
             if src.op == "objects":
-                return R["objects_none"].format(label=clean(src.args.get("label", "such object"))), sorted(ctx.objects)[:5]
+                return R["objects_none"].format(label=noun(src.args.get("label", "such object"))), sorted(ctx.objects)[:5]
             return R["exists_no"], _input_ids(trace, t.index) or sorted(ctx.objects)[:5]
         return R["exists_yes"], ids
     if op == "choose":
