@@ -47,9 +47,11 @@ _WILDCARD = {"something", "anything", "anyone", "someone", "somebody", "anybody"
              "it", "they", "them", "he", "she", "object", "objects", "thing", "things"}
 _GENERIC_PERSON = {"person", "people", "human", "someone", "somebody", "anyone", "anybody", "they", "he", "she"}
 _COPULA = {"is", "was", "are", "were", "be", "being", "been", "stays", "stayed", "remains", "remained"}
+_DETERMINERS = {"the", "a", "an", "his", "her", "their", "its", "this", "that", "these", "those", "another"}
 _ADVERBS = {"not", "n't", "never", "still", "also", "just", "then", "already", "no", "longer"}
 _PREPOSITIONS = {"on", "in", "at", "to", "behind", "above", "beneath", "under", "below", "inside", "near", "by",
                  "with", "of", "over", "beside", "from", "into", "onto", "against", "across", "through"}
+_NOT_NOUNS = {"moment", "time", "one", "more", "longer", "such", "other", "way", "sign", "point", "matter"} | _WILDCARD
 _PRONOUNS = {"it", "them", "him", "her", "something", "anything", "everything", "object", "thing"}
 _PARTICLES = {"up", "down", "in", "on", "off", "out", "to", "into", "onto", "from", "at", "away", "over", "back"}
 #: Words that make the reasoner, not the video, the subject of a verb ("we look at what happens").
@@ -156,21 +158,64 @@ def _shipped_vocab() -> dict[str, frozenset[str]]:
 
         labels |= set(sv.star_objects().values()) | set(sv.ag_objects())
         preds |= {clean(p) for p in sv.star_relations().values()} | {clean(p) for p in sv.ag_relations()}
-        verbs |= {a.verb for a in sv.star_actions().values()} | {a.verb for a in sv.charades_actions().values()}
+        for a in list(sv.star_actions().values()) + list(sv.charades_actions().values()):
+            verbs.add(a.verb)
+            labels |= {x for x in (a.object, a.target) if x}
     except Exception:  # noqa: BLE001 - a missing vocabulary file only narrows the lexicon
+        pass
+    try:
+        from stepkit.sources.charades import STATIC_LABELS
+
+        labels |= set(STATIC_LABELS)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from stepkit.reason.lexicon import load_templates
+
+        labels |= set(load_templates("nouns").get("labels", {}))
+        verbs |= set(load_templates("verbs").get("verbs", {}))
+    except Exception:  # noqa: BLE001 - the noun / verb lexicons are optional data
         pass
     return {"labels": frozenset(clean(x) for x in labels if x), "verbs": frozenset(clean(x) for x in verbs if x),
             "preds": frozenset(clean(x) for x in preds if x), "names": frozenset(names),
             "values": frozenset(clean(x) for x in values if x)}
 
 
+def _noun_words(label: str) -> tuple[str, ...]:
+    """The natural noun of a label and its synonyms (``stepkit.reason.lexicon.noun_info``)."""
+    try:
+        from stepkit.reason.lexicon import noun_info
+    except ImportError:  # pragma: no cover - older lexicon without the noun table
+        return ()
+    info = noun_info(label)
+    return (info.noun, *info.synonyms)
+
+
 def _verb_forms(verb: str) -> set[str]:
+    """Surface forms of a verb label and of the verb as people say it (``watch at``: ``looked at``)."""
     v = clean(verb)
-    head, _, rest = v.partition(" ")
-    rest = (" " + rest) if rest else ""
-    third = (head + "es" if head.endswith(("s", "x", "z", "ch", "sh", "o")) else
-             head[:-1] + "ies" if head.endswith("y") and len(head) > 1 and head[-2] not in "aeiou" else head + "s")
-    return {v, past(v), gerund(v), third + rest}
+    out: set[str] = set()
+    says = {v}
+    try:
+        from stepkit.reason.lexicon import verb_say
+
+        says.add(clean(verb_say(v)))
+    except ImportError:  # pragma: no cover
+        pass
+    for say in says:
+        head, _, rest = say.partition(" ")
+        rest = (" " + rest) if rest else ""
+        third = (head + "es" if head.endswith(("s", "x", "z", "ch", "sh", "o")) else
+                 head[:-1] + "ies" if head.endswith("y") and len(head) > 1 and head[-2] not in "aeiou" else head + "s")
+        heads = {head, past(head), gerund(head), third}
+        try:
+            from stepkit.reason.lexicon import participle
+
+            heads.add(participle(head))
+        except ImportError:  # pragma: no cover
+            pass
+        out |= {h + rest for h in heads}
+    return out | {past(v), gerund(v)}
 
 
 @dataclass
@@ -212,6 +257,9 @@ def _lex_for(g_labels: frozenset, g_verbs: frozenset, g_preds: frozenset, g_name
         for part in lab.split("/") if "/" in lab else ():
             add(part, "noun", lab)
             add(plural(part), "noun", lab)
+        for word in _noun_words(lab):  # the natural noun and its synonyms: "mug" for cup/glass/bottle
+            add(word, "noun", lab)
+            add(plural(word), "noun", lab)
     for v in verbs:
         for f in _verb_forms(v):
             add(f, "verb", v)
@@ -309,6 +357,12 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
     """All mentions of a clause's tokens, in order, non-overlapping (times, then longest phrases)."""
     taken = [False] * len(toks)
     out = _times(toks)
+
+    def nxt_is_noun(k: int) -> bool:
+        """Whether a noun starts at token ``k`` ("the red cup": "red" is the value)."""
+        return any(kind == "noun" for L in range(1, min(lex.max_len, len(toks) - k) + 1)
+                   for kind, _ in lex.table.get(tuple(toks[k:k + L]), ()))
+
     for m in out:
         for k in range(m.pos, m.end):
             taken[k] = True
@@ -329,6 +383,7 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
         t = toks[i]
         if t in lex.split_heads and (hit is None or len(hit[1]) and hit[0] == 1):
             # "put the cup in the box": a verb whose particle follows its object
+            parts: list[str] = []
             for k in range(i + 1, min(len(toks), i + 7)):
                 if not toks[k][0].isalnum():
                     break  # the particle belongs to the same clause
@@ -337,8 +392,6 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
                     taken[k] = True
                     out.append(_M(i, i + 1, "verb", tuple(sorted(set(parts))), text=f"{t} … {toks[k]}"))
                     break
-            else:
-                parts = None
             if parts:
                 i += 1
                 continue
@@ -356,7 +409,10 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             nxt = toks[i + L] if i + L < len(toks) else ""
             at_end = all(not x[0].isalnum() for x in toks[i + L:])
             nouns_before = sum(1 for m in out if m.kind == "noun" and m.pos < i)
-            if "value" in kinds and "pred" not in kinds and i == 0 and at_end:
+            after_article = i > 0 and toks[i - 1] in _DETERMINERS
+            if "noun" in kinds and after_article and not ("value" in kinds and L == 1 and nxt_is_noun(i + L)):
+                kind = "noun"  # "washed the hands": after an article a noun, not the verb "hands"
+            elif "value" in kinds and "pred" not in kinds and i == 0 and at_end:
                 kind = "value"  # a bare value: "open" as an answer
             elif "pred" in kinds and prev in _COPULA and at_end and nouns_before >= 2:
                 kind = "pred"  # stranded: "the table the cup was on"
@@ -391,6 +447,12 @@ def _mentions(toks: Sequence[str], lex: _Lex) -> list[_M]:
             out.append(_M(i, i + 1, "copula", text=t))
         elif t in _NEG and not (i == 0 and i + 1 < len(toks) and toks[i + 1] == ","):
             out.append(_M(i, i + 1, "neg", text=t))  # (a leading "No, ..." answers; it denies nothing)
+            w = toks[i + 1] if i + 1 < len(toks) else ""
+            if t == "no" and w.isalpha() and (w,) not in lex.table and w not in _NOT_NOUNS and not taken[i + 1]:
+                # "we see no toaster": a thing the lexicon does not know is still a thing denied
+                out.append(_M(i + 1, i + 2, "noun", (w, w[:-1]) if w.endswith("s") else (w,), text=w))
+                i += 2
+                continue
         elif t in _SELF:
             out.append(_M(i, i + 1, "self", text=t))
         elif t in ("who", "whom"):
@@ -431,6 +493,7 @@ class _Checker:
         self.labels = {oid: clean(o.label) for oid, o in self.objects.items()}
         self.events: list[Action | Relation] = list(graph.actions) + list(graph.relations)
         self.narrow: dict[int, set[str]] = {}  # mention id -> the entities a relative clause allows
+        self.ties: dict[str, list[Action | Relation]] = {}  # event id -> events a claim fit equally well
 
     def objs(self, m: _M | None) -> set[str] | None:
         """Object ids a noun mention can denote (None: a wildcard / no constraint)."""
@@ -684,8 +747,10 @@ def _claims_of(ms: list[_M], clause: str, ck: _Checker, conclusion: bool,
             continue
         best, fit = cands[0], 1.0
         if ev.time is not None:
-            best, fit = max(((e, _time_fit(ev.time, e.t0, e.t1, isinstance(e, Relation))) for e in cands),
-                            key=lambda x: (x[1], -x[0].t0))
+            fits = [(e, _time_fit(ev.time, e.t0, e.t1, isinstance(e, Relation))) for e in cands]
+            best, fit = max(fits, key=lambda x: (x[1], -x[0].t0))
+            # "was holding the cup": the action and the relation it implies may both fit
+            ck.ties[best.id] = [e for e, f in fits if f == fit and e is not best]
         tiou = _tiou(span[0], span[1], best.t0, best.t1) if span is not None else None
         grounded = fit >= TIOU_GROUNDED if ev.time is not None and ev.time.span is not None else fit >= 0.999
         a, rest = ck.roles(best)
@@ -823,7 +888,7 @@ def _order_claims(parsed: list[tuple[int, _Parsed]], texts: list[str], ck: _Chec
         # the window bounds the step that gives the answer: the last sentence with timed events
         mode_a, a = anchor
         for e in window_events:
-            ok = _in_window(e, anchor, ck.duration)
+            ok = any(_in_window(x, anchor, ck.duration) for x in (e, *ck.ties.get(e.id, ())))
             out.append(Claim("order", f"{e.id} {mode_a} {a.id}", ok, 1.0 if ok else 0.0,
                              "holds in the graph" if ok else "the graph orders them otherwise", refs=(e.id, a.id)))
     return out
