@@ -330,3 +330,20 @@ def test_reference_reusing_the_asked_event():
             N("localize", [2], mode="while"), N("actions", [3]), N("filter_events", [4], label="put down", roles=[]),
             N("unique", [5]), N("query", [6], field="object")]
     assert reused_events(prog, _run(prog, ctx), ctx) == []
+
+
+def test_option_pairs_follow_the_slot_the_answer_fills():
+    from stepkit.reason.audit import _run, option_pairs
+
+    ctx = GraphContext(_graph())
+    # "What was on the table?": the options are what is on it, so (on, option) says nothing
+    prog = [N("objects", label="table"), N("hop", [0], kind="relation", label="on", **{"from": "object", "to": "subject"}),
+            N("unique", [1]), N("query", [2], field="label")]
+    rec = _rec("V1-100", "What was on the table?", prog, options=["cup", "door", "food", "box"], rtype="relation")
+    assert option_pairs(rec, prog, _run(prog, ctx), ctx) == []
+    # "What did the person pick up first?": each option is something picked up
+    prog = [N("objects", label="person"), N("hop", [0], kind="action", label="pick up", **{"from": "agent", "to": "object"}),
+            N("unique", [1]), N("query", [2], field="label")]
+    prog[1]["args"]["label"] = "put down"
+    rec = _rec("V1-101", "What did the person put down?", prog, options=["cup", "door", "food", "box"], rtype="object")
+    assert option_pairs(rec, prog, _run(prog, ctx), ctx) == [("put down", o) for o in rec.options]

@@ -105,7 +105,6 @@ BAD_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("number agreement", re.compile(r"\b([2-9]|two|three|four|five) (time|object|thing|item)\b|"
                                     r"\b(1|one) (times|objects|things|items)\b", re.I)),
     ("STAR-style particle", re.compile(r"\bwatch(ed|ing|es)? at\b|\bdrink(ing|s)? from (?=\?)", re.I)),
-    ("dangling preposition pair", re.compile(r"\b(to|at|on|with|from) (to|at|on|with|from)\b", re.I)),
     ("colour of a person", re.compile(r"\b(colou?r|size|shape) of (the |a )?(person|man|woman|someone)\b", re.I)),
     ("intransitive verb with object", re.compile(r"\b(sneez|laugh|smil|awak|cough|yawn)\w* (the|a|an|some|something)\b",
                                                  re.I)),
@@ -585,7 +584,6 @@ def option_pairs(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any], c
         return []
     item, _, _, field = _selection(program, vals)
     ev = ctx.events.get(item) if isinstance(item, str) else None
-    verbs = [n["args"]["label"] for n in program if n["op"] in ("filter_events", "hop") and n.get("args", {}).get("label")]
     out = []
     for opt in rec.options:
         o = clean_label(opt)
@@ -597,9 +595,29 @@ def option_pairs(rec: Any, program: Sequence[dict[str, Any]], vals: list[Any], c
             out.append((o, ctx.objects[ev.object].label))
         elif field in ("object", "target") and ev is not None:
             out.append((ev.verb if isinstance(ev, Action) else ev.predicate, o))
-        elif field == "label" and verbs:
-            out.append((verbs[-1], o))
+        elif field == "label":
+            verb = _finding_verb(program)
+            if verb:
+                out.append((verb, o))
     return out
+
+
+def _finding_verb(program: Sequence[dict[str, Any]]) -> str | None:
+    """The verb or predicate whose object (or target) slot the answered object fills, if any: an
+    object found as the *subject* of "on" ("what was on the table?") pairs with nothing."""
+    j = program[-1]["in"][0] if program[-1].get("in") else None
+    while j is not None and program[j]["op"] in ("unique", *_SELECT, "intersect", "except", "during"):
+        j = program[j]["in"][0] if program[j].get("in") else None
+    if j is None:
+        return None
+    n = program[j]
+    a = n.get("args", {})
+    if n["op"] == "hop" and a.get("to") in ("object", "target"):
+        return a.get("label")
+    if n["op"] == "participants" and a.get("role") in ("object", "target") and n.get("in"):
+        src = program[n["in"][0]]
+        return src.get("args", {}).get("label") if src["op"] == "filter_events" else None
+    return None
 
 
 def order_margins(program: Sequence[dict[str, Any]], vals: list[Any], ctx: Any, margin: float) -> list[str]:
