@@ -341,9 +341,8 @@ def test_option_pairs_follow_the_slot_the_answer_fills():
             N("unique", [1]), N("query", [2], field="label")]
     rec = _rec("V1-100", "What was on the table?", prog, options=["cup", "door", "food", "box"], rtype="relation")
     assert option_pairs(rec, prog, _run(prog, ctx), ctx) == []
-    # "What did the person pick up first?": each option is something picked up
-    prog = [N("objects", label="person"), N("hop", [0], kind="action", label="pick up", **{"from": "agent", "to": "object"}),
+    # "What did the person put down?": each option is something put down
+    prog = [N("objects", label="person"), N("hop", [0], kind="action", label="put down", **{"from": "agent", "to": "object"}),
             N("unique", [1]), N("query", [2], field="label")]
-    prog[1]["args"]["label"] = "put down"
     rec = _rec("V1-101", "What did the person put down?", prog, options=["cup", "door", "food", "box"], rtype="object")
     assert option_pairs(rec, prog, _run(prog, ctx), ctx) == [("put down", o) for o in rec.options]
