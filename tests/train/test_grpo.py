@@ -209,3 +209,42 @@ def test_mean_reward_rises_on_a_set_small_enough_to_fit(qa3, world_qa, warm, tmp
     assert last > first + 0.1, (first, last)
     summary = json.loads((out / "summary.json").read_text())["rewards"]
     assert summary["last_quarter"]["reward"] > summary["first_quarter"]["reward"]
+
+
+def test_grpo_loss_matches_a_hand_computation():
+    import math
+
+    import torch
+
+    from stepkit.train.grpo import grpo_loss
+
+    logp = torch.tensor([[-1.0, -2.0, -0.5], [-0.3, -0.7, 0.0]], dtype=torch.float64, requires_grad=True)
+    ref = torch.tensor([[-1.2, -1.5, -0.5], [-0.3, -1.0, 0.0]], dtype=torch.float64)
+    adv = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)  # row 2: 2 tokens
+    beta = 0.1
+
+    def k3(r, p):
+        return math.exp(r - p) - (r - p) - 1
+
+    kls = [[k3(ref[i, t].item(), logp[i, t].item()) for t in range(3)] for i in range(2)]
+    # at the sampling policy the ratio is 1: the value is -A per token plus beta * KL
+    tok = [[-adv[i].item() + beta * kls[i][t] for t in range(3)] for i in range(2)]
+    want = {"grpo": (sum(tok[0]) / 3 + sum(tok[1][:2]) / 2) / 2,
+            "bnpo": (sum(tok[0]) + sum(tok[1][:2])) / 5,
+            "dr_grpo": (sum(tok[0]) + sum(tok[1][:2])) / (2 * 4)}
+    for loss_type, value in want.items():
+        loss, kl = grpo_loss(logp, ref, adv, mask, beta=beta, loss_type=loss_type, max_completion_length=4)
+        assert loss.item() == pytest.approx(value, rel=1e-12)
+        assert kl[0, 0].item() == pytest.approx(kls[0][0], rel=1e-12)
+    # the gradient: -A * dlogp (per-completion mean) + beta * dKL/dlogp = beta * (1 - exp(ref - logp))
+    loss, _ = grpo_loss(logp, ref, adv, mask, beta=beta, loss_type="grpo")
+    loss.backward()
+    for i, n in ((0, 3), (1, 2)):
+        for t in range(n):
+            g = (-adv[i].item() + beta * (1 - math.exp(ref[i, t].item() - logp[i, t].item()))) / n / 2
+            assert logp.grad[i, t].item() == pytest.approx(g, rel=1e-10)
+    assert logp.grad[1, 2].item() == 0.0  # padding gets nothing
+    # no reference at beta 0: the KL is neither computed nor added
+    loss, kl = grpo_loss(logp.detach(), None, adv, mask, beta=0.0)
+    assert kl is None and loss.item() == pytest.approx(((-1.0 * 3) / 3 + (1.0 * 2) / 2) / 2)

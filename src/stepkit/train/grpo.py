@@ -391,6 +391,36 @@ def completion_logps(model: Any, groups: list[tuple[dict[str, Any], list[list[in
     return logp, mask.to(device)
 
 
+def grpo_loss(logp, ref_logp, advantages, mask, *, beta: float, loss_type: str = "grpo",
+              max_completion_length: int = 1):
+    """(loss, per-token KL or None) of a micro-batch of completions.
+
+    ``logp`` (N, T) are the policy's per-token log-probabilities (with gradient), ``ref_logp`` the
+    reference's (None when ``beta`` is 0), ``advantages`` (N,), ``mask`` (N, T) 1 on completion
+    tokens. Per token: −exp(logp − sg(logp))·A + β·(exp(ref − logp) − (ref − logp) − 1), whose value
+    at the sampling policy is β·KL and whose gradient is −A·∇logp + β·∇KL; then aggregated by
+    ``loss_type`` (grpo: per completion, then over completions; bnpo: over all tokens; dr_grpo:
+    sum / (N · max_completion_length)).
+    """
+    import torch
+
+    per_token = -torch.exp(logp - logp.detach()) * advantages[:, None]
+    kl = None
+    if beta > 0 and ref_logp is not None:
+        d = ref_logp - logp
+        kl = torch.exp(d) - d - 1.0
+        per_token = per_token + beta * kl
+    if loss_type == "grpo":
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1.0)).mean()
+    elif loss_type == "bnpo":
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        loss = (per_token * mask).sum() / (len(per_token) * max_completion_length)
+    else:
+        raise ConfigError(f"loss_type={loss_type!r}: choose grpo, bnpo or dr_grpo")
+    return loss, kl
+
+
 # --- the trainer ------------------------------------------------------------------------------
 
 def _grpo_trainer_class():
@@ -469,8 +499,7 @@ def _grpo_trainer_class():
             maskf = mask.float()
             if cfg.mask_truncated_completions:
                 maskf = maskf * finished[:, None]
-            per_token = -torch.exp(logp - logp.detach()) * adv[:, None]
-            kl = None
+            ref_logp = None
             if cfg.beta > 0:
                 with torch.no_grad():
                     if self.ref_model is None:  # LoRA: the reference is the base with the adapter off
@@ -478,15 +507,8 @@ def _grpo_trainer_class():
                             ref_logp, _ = completion_logps(policy, pairs, self.pad_id)
                     else:
                         ref_logp, _ = completion_logps(self.ref_model, pairs, self.pad_id)
-                d = ref_logp - logp
-                kl = torch.exp(d) - d - 1.0
-                per_token = per_token + cfg.beta * kl
-            if cfg.loss_type == "grpo":
-                loss = ((per_token * maskf).sum(1) / maskf.sum(1).clamp(min=1.0)).mean()
-            elif cfg.loss_type == "bnpo":
-                loss = (per_token * maskf).sum() / maskf.sum().clamp(min=1.0)
-            else:  # dr_grpo
-                loss = (per_token * maskf).sum() / (len(per_token) * cfg.max_completion_length)
+            loss, kl = grpo_loss(logp, ref_logp, adv, maskf, beta=cfg.beta, loss_type=cfg.loss_type,
+                                 max_completion_length=cfg.max_completion_length)
             row = 0
             for rec, _, ro in groups:
                 g = len(ro.ids)
