@@ -213,3 +213,20 @@ def test_a_cpu_inducer_on_ray_matches_one_process(cluster, videos, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _graphs(tmp_path / "ray") == _graphs(tmp_path / "local") and len(_graphs(tmp_path / "local")) == 6
     assert _comparable(json.loads((tmp_path / "ray" / "summary.json").read_text())) == _comparable(local)
+
+
+@pytest.mark.slow
+def test_without_address_a_local_cluster_is_started_and_stopped(videos, tmp_path):
+    from stepkit.induce.base import get_inducer
+
+    home_token = Path.home() / ".ray" / "auth_token"
+    had_token = home_token.exists()
+    local = run_induce(videos, tmp_path / "local", get_inducer("opencv"))
+    env = {k: v for k, v in ENV.items() if not k.startswith("RAY_AUTH")}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # stepkit sets it itself
+    proc = subprocess.run([sys.executable, "-m", "stepkit.cli", "induce", str(videos), "--out", str(tmp_path / "ray"),
+                           "--backend", "opencv", "--executor", "ray"], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _graphs(tmp_path / "ray") == _graphs(tmp_path / "local")
+    assert home_token.exists() == had_token  # its token lived in a temp dir, now removed

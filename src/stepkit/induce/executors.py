@@ -24,6 +24,7 @@ from stepkit.induce.runner import Job, Outcome
 
 
 _LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 def _loopback(address: str) -> bool:
@@ -80,6 +81,20 @@ class RayExecutor:
             # every interface; with "no cluster" mode (its Windows/macOS default) every process it
             # starts binds 127.0.0.1 only. Must be set before ray is first imported.
             os.environ.setdefault(_LOCAL_ONLY, "0")
+        self._token_dir: str | None = None
+        if address is None and not any(os.environ.get(k) for k in _AUTH_VARS):
+            # A cluster started for this run gets its own token (Ray's token authentication)
+            # in a private temp dir, removed afterwards, instead of a new ~/.ray/auth_token.
+            import secrets
+            import tempfile
+
+            self._token_dir = tempfile.mkdtemp(prefix="stepkit-ray-")
+            token = os.path.join(self._token_dir, "auth_token")
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secrets.token_hex(32))
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ["RAY_AUTH_TOKEN_PATH"] = token
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -184,3 +199,10 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+            if self._token_dir is not None:
+                import shutil
+
+                shutil.rmtree(self._token_dir, ignore_errors=True)
+                for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+                    os.environ.pop(k, None)
+                self._token_dir = None
