@@ -73,6 +73,7 @@ def test_reason_mode_scores_answers_and_faithfulness(world_split, tmp_path: Path
     f = m["faithfulness"]
     assert f["overall"]["n"] == n and f["overall"]["mean"] >= 0.95 and f["overall"]["reaches_answer"] >= 0.9
     assert set(f["by_steps_bucket"]) == set(m["by_steps_bucket"])
+    assert f["overall"]["coverage"] >= 0.6
     assert sum(g["n"] for g in f["by_steps_bucket"].values()) == n
     cfg = json.loads((tmp_path / "own" / "config.json").read_text())
     assert cfg["max_new_tokens"] == 256 and cfg["mode"] == "reason"

@@ -132,6 +132,17 @@ def test_answer_against_the_record(kitchen_graph) -> None:
     assert score_rationale(loose, kitchen_graph, _rec("open the door")).reaches_answer is False
 
 
+def test_coverage_of_the_reference_grounding(kitchen_graph) -> None:
+    from stepkit.data.record import RationaleStep
+
+    rec = QRARecord(id="q", video_id="kitchen", question="?", answer="put down the cup on the table", steps=2,
+                    type="action", rationale=[RationaleStep("", ["a1"]), RationaleStep("", ["a2"])])
+    full = score_rationale(FAITHFUL[0], kitchen_graph, rec)
+    short = score_rationale("The man picked up the cup from 1.0 s to 2.0 s.", kitchen_graph, rec)
+    assert full.coverage == 1.0 and short.coverage == 0.5
+    assert score_rationale(FAITHFUL[0], kitchen_graph).coverage is None
+
+
 def test_empty_and_garbage(kitchen_graph) -> None:
     for text in ("", "   ", "lorem ipsum dolor 12 3.4 ;;; ???"):
         rep = score_rationale(text, kitchen_graph)

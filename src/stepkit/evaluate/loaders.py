@@ -239,7 +239,8 @@ def load_stepkit(path: str | os.PathLike) -> list[EvalItem]:
                               options=opts, answer_index=ans_idx, steps=r.steps, type=r.type,
                               window=tuple(r.window) if r.window else None, source="stepkit",
                               meta={"video_id": r.video_id, "answer_instruction": r.answer_instruction,
-                                    "rationale_instruction": r.rationale_instruction}))
+                                    "rationale_instruction": r.rationale_instruction,
+                                    "grounding": sorted({g for st in r.rationale for g in st.grounding})}))
     if not items:
         raise DataError(f"{path}: no Q/R/A records")
     return items

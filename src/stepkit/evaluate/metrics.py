@@ -200,18 +200,21 @@ def faithfulness_breakdown(rows: Sequence[dict[str, Any]], *, n_boot: int = DEFA
                            seed: int = 0) -> dict[str, Any]:
     """Rationale faithfulness of the scored rows that carry a ``faithfulness`` report, overall and by
     steps bucket: mean score (95% interval), grounded fraction, temporal IoU of quoted spans, share
-    whose steps reach the answer, share naming an entity the graph lacks, claims per rationale."""
+    whose steps reach the answer, share naming an entity the graph lacks, claims per rationale, and
+    coverage of the ids the reference rationale rests on (where the data has them)."""
     def group(rs: list[dict[str, Any]]) -> dict[str, Any]:
         reps = [r["faithfulness"] for r in rs]
         tious = [f["temporal_iou"] for f in reps if f.get("temporal_iou") is not None]
         reach = [f["reaches_answer"] for f in reps if f.get("reaches_answer") is not None]
+        cover = [f["coverage"] for f in reps if f.get("coverage") is not None]
         return {**mean_stats([f["score"] for f in reps], n_boot=n_boot, seed=seed),
                 "grounded_fraction": round(float(np.mean([f["grounded_fraction"] for f in reps])), 6) if reps else None,
                 "temporal_iou": round(float(np.mean(tious)), 6) if tious else None,
                 "reaches_answer": round(float(np.mean(reach)), 6) if reach else None,
                 "hallucination_rate": round(float(np.mean([bool(f["hallucinated_entities"]) for f in reps])), 6)
                 if reps else None,
-                "claims_per_rationale": round(float(np.mean([f["n_claims"] for f in reps])), 4) if reps else None}
+                "claims_per_rationale": round(float(np.mean([f["n_claims"] for f in reps])), 4) if reps else None,
+                "coverage": round(float(np.mean(cover)), 6) if cover else None}
 
     rows = [r for r in scored(rows) if isinstance(r.get("faithfulness"), dict)]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -165,7 +165,7 @@ def _video_id(it: EvalItem) -> str:
 def score_faithfulness(rows: list[dict[str, Any]], items: list[EvalItem], graphs: dict[str, Any]) -> None:
     """Add each reasoning row's ``faithfulness`` report: its rationale (the output up to the sentence
     stating the answer) against the question's own video's graph, and the gold answer."""
-    from stepkit.data.record import QRARecord
+    from stepkit.data.record import QRARecord, RationaleStep
     from stepkit.evaluate.scoring import rationale_of
     from stepkit.reason.faithfulness import score_rationale
 
@@ -176,7 +176,8 @@ def score_faithfulness(rows: list[dict[str, Any]], items: list[EvalItem], graphs
         it = by_id[r["id"]]
         rec = QRARecord(id=it.id, video_id=_video_id(it), question=it.question, answer=it.answer,
                         steps=int(it.steps or 0), type=str(it.type or ""),
-                        options=list(it.options) if it.options else None, answer_index=it.answer_index)
+                        options=list(it.options) if it.options else None, answer_index=it.answer_index,
+                        rationale=[RationaleStep("", list(it.meta.get("grounding") or []))])
         r["faithfulness"] = score_rationale(rationale_of(r["raw"]), graphs[_video_id(it)], rec).to_dict()
 
 

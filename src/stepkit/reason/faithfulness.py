@@ -98,7 +98,9 @@ class FaithfulnessReport:
     in positive claims that no object of the graph has. ``temporal_iou``: mean best temporal IoU of
     the quoted ``from … to …`` spans (None: none quoted). ``reaches_answer``: the rationale states an
     answer that the earlier grounded claims support (and, given a record, it is the record's answer);
-    None without a record and without a stated answer.
+    None without a record and without a stated answer. ``coverage`` (given a record whose rationale
+    steps carry ``grounding``): the share of those graph ids the grounded claims name — a short
+    rationale of true but beside-the-point statements scores high, covers little.
     """
 
     score: float
@@ -109,6 +111,7 @@ class FaithfulnessReport:
     reaches_answer: bool | None
     n_grounded: int = 0
     stated_answer: str | None = None
+    coverage: float | None = None
     claims: tuple[Claim, ...] = field(default=(), repr=False)
 
     def to_dict(self, claims: bool = False) -> dict[str, Any]:
@@ -117,7 +120,7 @@ class FaithfulnessReport:
                              "n_claims": self.n_claims, "n_grounded": self.n_grounded,
                              "hallucinated_entities": list(self.hallucinated_entities),
                              "temporal_iou": self.temporal_iou, "reaches_answer": self.reaches_answer,
-                             "stated_answer": self.stated_answer}
+                             "stated_answer": self.stated_answer, "coverage": self.coverage}
         if claims:
             d["claims"] = [c.to_dict() for c in self.claims]
         return d
@@ -494,6 +497,7 @@ class _Checker:
         self.events: list[Action | Relation] = list(graph.actions) + list(graph.relations)
         self.narrow: dict[int, set[str]] = {}  # mention id -> the entities a relative clause allows
         self.ties: dict[str, list[Action | Relation]] = {}  # event id -> events a claim fit equally well
+        self.event_ids = {e.id for e in self.events}
 
     def objs(self, m: _M | None) -> set[str] | None:
         """Object ids a noun mention can denote (None: a wildcard / no constraint)."""
@@ -1008,7 +1012,19 @@ def score_rationale(rationale: str, graph: STSG, record: "QRARecord | None" = No
         score=round(max(0.0, min(1.0, score)), 6), grounded_fraction=round(n_ok / n, 6) if n else 0.0,
         n_claims=n, hallucinated_entities=halluc,
         temporal_iou=round(sum(spans) / len(spans), 6) if spans else None, reaches_answer=reaches,
-        n_grounded=n_ok, stated_answer=stated, claims=tuple(claims))
+        n_grounded=n_ok, stated_answer=stated, coverage=_coverage_of(claims, record, ck), claims=tuple(claims))
+
+
+def _coverage_of(claims: list[Claim], record: "QRARecord | None", ck: _Checker) -> float | None:
+    """Share of the graph entities and events the record's own rationale rests on (its steps'
+    ``grounding``) that the rationale's grounded claims name; None without a record that has them."""
+    if record is None:
+        return None
+    gold = {g for st in record.rationale for g in st.grounding if g in ck.objects or g in ck.event_ids}
+    if not gold:
+        return None
+    named = {r for c in claims if c.grounded and not c.negated for r in c.refs}
+    return round(len(gold & named) / len(gold), 6)
 
 
 def _unknown_nouns(text: str, lex: _Lex, ck: _Checker) -> list[str]:
