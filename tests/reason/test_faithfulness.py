@@ -216,3 +216,16 @@ def test_calibration_on_charades_timelines(shared_data, tmp_path) -> None:
     res = calibrate(load_records(tmp_path / "qa"), graphs, seed=0)
     assert res["n"] >= 150
     assert res["original_mean"] >= 0.97 and res["auc"] >= 0.93, res
+
+
+def test_never_crashes_on_noise(kitchen_graph) -> None:
+    rng = random.Random(0)
+    chars = "abcdefghijklmnopqrstuvwxyz .,;:!?()-–0123456789sno"
+    words = ("the a man woman cup table door picked up put down on in from to at s no not who that is was "
+             "1.0 2.0 so answer , . ; ( ) - and then it before after first last of these came").split()
+    texts = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 300))) for _ in range(150)]
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randint(0, 60))) for _ in range(300)]
+    for text in texts:
+        rep = score_rationale(text, kitchen_graph, _rec("yes"))
+        assert 0.0 <= rep.score <= 1.0 and 0.0 <= rep.grounded_fraction <= 1.0
+        assert rep.temporal_iou is None or 0.0 <= rep.temporal_iou <= 1.0
