@@ -10,7 +10,7 @@ from killkit import jsonl_without, strays, stepkit, tree
 
 pytest.importorskip("torch")
 
-TIMING = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss",
+TIMING = ("timestamp", "train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss",
           "seconds_this_session", "grad_norm")
 
 
@@ -45,8 +45,14 @@ def test_kill_at_several_points_then_resume_matches_one_run(tmp_path, qa_dir, ti
     # io.replace 1-2: run config and data manifest; 3-4: checkpoint-2's files; 5-6: checkpoint-4's;
     # 7: the final config (model already saved). Each kill lands in the run the previous one left.
     stepkit(*_args(qa_dir, tiny_model, split)[:-2], *videos, kill_at="io.replace:4")
-    assert (split / "checkpoint-2").is_dir() and not (split / "model.safetensors").exists()
-    stepkit("train", "--out", str(split), "--resume", kill_at="io.replace:7")
+    assert (split / "checkpoint-2" / "trainer_state.json").is_file()  # cut short: not a checkpoint to resume
+    r = stepkit("train", "--out", str(split), "--resume", check=False)
+    assert r.returncode == 1 and "nothing to resume" in r.stdout + r.stderr
+    # starts afresh: 1-3 config, manifest, the loss log trimmed to step 0; 4-5 checkpoint-2; 6 checkpoint-4's config
+    stepkit(*_args(qa_dir, tiny_model, split)[:-2], *videos, kill_at="io.replace:6")
+    assert (split / "checkpoint-2" / "data_manifest.json").is_file()
+    # resumed from checkpoint-2: 1-3 config, manifest, loss log; 4-5 checkpoint-4; 6 the final config
+    stepkit("train", "--out", str(split), "--resume", kill_at="io.replace:6")
     assert (split / "model.safetensors").is_file() and not (split / "summary.json").exists()
     r = stepkit("train", "--out", str(split), "--resume")
     assert "4/4 steps, finished" in r.stdout, r.stdout

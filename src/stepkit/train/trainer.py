@@ -57,7 +57,9 @@ def latest_checkpoint(out: str | os.PathLike) -> Path | None:
     found = []
     for p in out.iterdir():
         m = _CKPT.match(p.name)
-        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+        # data_manifest.json is written last (on_save, after Trainer's files): without it the folder
+        # is a checkpoint a kill cut short, which a rerun overwrites rather than resumes from.
+        if m and p.is_dir() and (p / "trainer_state.json").is_file() and (p / MANIFEST_FILE).is_file():
             found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
 
