@@ -230,3 +230,26 @@ def test_without_address_a_local_cluster_is_started_and_stopped(videos, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _graphs(tmp_path / "ray") == _graphs(tmp_path / "local")
     assert home_token.exists() == had_token  # its token lived in a temp dir, now removed
+
+
+@pytest.mark.slow
+def test_a_local_model_on_ray_matches_one_process(cluster, videos, tmp_path):
+    """A vlm inducer with a local model (the tiny random Qwen2.5-VL): one actor per GPU, here one on CPU."""
+    from stepkit.induce.base import get_inducer
+
+    opts = {"backend": "tiny", "backend_options": {"family": "qwen2.5-vl", "seed": 0, "cache_dir": str(tmp_path / "tiny")},
+            "samples": 2, "keyframes_per_clip": 2, "max_new_tokens": 12, "text_max_new_tokens": 8, "image_size": 32,
+            "split": "uniform", "clip_seconds": 2.0, "max_objects": 2}
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("v0.mp4", "v1.mp4"):
+        (few / name).symlink_to(videos / name)
+    local = run_induce(few, tmp_path / "local", get_inducer("vlm", **opts))
+    cfg = tmp_path / "vlm.yaml"
+    cfg.write_text(json.dumps(opts))
+    proc = subprocess.run([sys.executable, "-m", "stepkit.cli", "induce", str(few), "--out", str(tmp_path / "ray"),
+                           "--backend", "vlm", "--config", str(cfg), "--executor", "ray", "--address", cluster["address"]],
+                          env=cluster["env"], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _graphs(tmp_path / "ray") == _graphs(tmp_path / "local") and len(_graphs(tmp_path / "local")) == 2
+    assert _comparable(json.loads((tmp_path / "ray" / "summary.json").read_text())) == _comparable(local)
