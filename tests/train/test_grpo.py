@@ -170,8 +170,9 @@ def test_resume_after_a_kill_is_exact(qa3, world_qa, warm, tmp_path, one_torch_t
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        wait_for(lambda: (split / "checkpoint-4" / "trainer_state.json").is_file(), proc, 300,
-                 "the first checkpoint")
+        from stepkit.train.trainer import latest_checkpoint
+
+        wait_for(lambda: latest_checkpoint(split) is not None, proc, 300, "the first complete checkpoint")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
