@@ -1,0 +1,117 @@
+"""The perception stage's records: answers from the graph, no text shortcut, deterministic, bad input named."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from stepkit.errors import ConfigError
+from stepkit.graph.serialize import save_graph
+from stepkit.train.perception import KINDS, PerceptionGenerator, generate_perception, object_phrase, parse_mix
+
+
+def _graphs(n: int = 8, seed: int = 40):
+    from stepkit.world.api import simulate
+
+    return [simulate(seed + i, duration=10.0, video_id=f"v{i}")[0] for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("graphs")
+    for g in _graphs():
+        g.video = f"{g.video_id}.mp4"
+        save_graph(g, d / f"{g.video_id}.json")
+    return d
+
+
+def test_records_answer_from_the_graph(graph_dir: Path, tmp_path: Path) -> None:
+    s = generate_perception(graph_dir, tmp_path / "p", per_video=30, seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "p" / "qa.jsonl").read_text().splitlines()]
+    assert s["records"] == len(rows) > 8 * 20 and not s["failed"]
+    assert {r["type"] for r in rows} == {f"perception-{k}" for k in KINDS}
+    graphs = {g.video_id: g for g in _graphs()}
+    for r in rows:
+        g = graphs[r["video_id"]]
+        assert r["steps"] == 1 and r["video"] == str(graph_dir / f"{r['video_id']}.mp4")
+        t0, t1 = r["window"]
+        assert 0 <= t0 < t1 <= g.duration
+        if r["options"]:
+            assert r["options"][r["answer_index"]] == r["answer"] and len(set(r["options"])) == len(r["options"])
+        if r["type"] == "perception-describe":
+            assert r["answer"] in {c.description for c in g.clips}
+        if r["type"] == "perception-exists":
+            present = {o.label for o in g.objects}
+            label = r["question"].removeprefix("Is there a ").removesuffix(" in the video?")
+            assert (label in present) == (r["answer"] == "yes")
+        if r["type"] == "perception-colour":
+            colours = {a.value for o in g.objects for a in o.attributes if a.name == "color"}
+            assert r["answer"] in colours
+        if r["type"] == "perception-objects":
+            names = {object_phrase(o) for o in g.objects}
+            assert all(n.strip(".") in names for n in r["answer"].split(", "))
+
+
+def test_existence_is_balanced_per_label(graph_dir: Path, tmp_path: Path) -> None:
+    generate_perception(graph_dir, tmp_path / "p", per_video=40, mix=parse_mix("exists:1"), seed=0)
+    by_label: dict[str, Counter] = defaultdict(Counter)
+    for line in (tmp_path / "p" / "qa.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        by_label[r["question"]][r["answer"]] += 1
+    # per label exactly as many "no" as "yes": the wording alone never tells the answer
+    assert len(by_label) >= 5
+    for q, c in by_label.items():
+        assert c["yes"] == c["no"] >= 1, (q, c)
+
+
+def test_same_seed_same_bytes_and_mix_in(graph_dir: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "extra.jsonl"
+    first = (graph_dir / "v0.json")
+    rec = {"id": "x1", "video_id": "v0", "question": "Q?", "answer": "a", "steps": 1, "type": "attribute",
+           "video": "v0.mp4", "schema_version": "1.0"}
+    extra.write_text(json.dumps(rec) + "\n")
+    a = generate_perception(graph_dir, tmp_path / "a", per_video=10, seed=5, mix_in=[extra])
+    generate_perception(graph_dir, tmp_path / "b", per_video=10, seed=5, mix_in=[extra])
+    assert (tmp_path / "a" / "qa.jsonl").read_bytes() == (tmp_path / "b" / "qa.jsonl").read_bytes()
+    last = json.loads((tmp_path / "a" / "qa.jsonl").read_text().splitlines()[-1])
+    assert a["mixed_in"] == 1 and last["id"] == "x1" and last["video"] == str(tmp_path / "v0.mp4")
+    generate_perception(graph_dir, tmp_path / "c", per_video=10, seed=6)
+    assert (tmp_path / "a" / "qa.jsonl").read_bytes() != (tmp_path / "c" / "qa.jsonl").read_bytes()
+    assert first.is_file()
+
+
+def test_bad_input_is_named(graph_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown kind 'colours'"):
+        parse_mix("colours:1")
+    with pytest.raises(ConfigError, match="weight > 0"):
+        parse_mix("describe:0")
+    with pytest.raises(ConfigError, match="no graph files"):
+        generate_perception(tmp_path, tmp_path / "o")
+    with pytest.raises(ConfigError, match="--mix-in .*no such Q/R/A file"):
+        generate_perception(graph_dir, tmp_path / "o", mix_in=[tmp_path / "nope.jsonl"])
+    with pytest.raises(ConfigError, match="--per-video"):
+        PerceptionGenerator([], per_video=0)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.json").write_text("{not json")
+    for g in _graphs(1):
+        save_graph(g, bad / "ok.json")
+    s = generate_perception(bad, tmp_path / "o2", per_video=5)
+    assert s["records"] == 5 and len(s["failed"]) == 1 and "broken.json" in s["failed"][0]["path"]
+
+
+def test_cli_writes_the_records(graph_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stepkit.cli import app
+
+    res = CliRunner().invoke(app, ["perception", str(graph_dir), "--out", str(tmp_path / "p"), "--per-video", "6",
+                                   "--mix", "colour:1,exists:1"])
+    assert res.exit_code == 0, res.output
+    kinds = {json.loads(line)["type"] for line in (tmp_path / "p" / "qa.jsonl").read_text().splitlines()}
+    assert kinds == {"perception-colour", "perception-exists"}
+    res = CliRunner().invoke(app, ["perception", str(graph_dir), "--out", str(tmp_path / "q"), "--mix", "nope"])
+    assert res.exit_code != 0 and "unknown kind 'nope'" in res.output
