@@ -128,15 +128,19 @@ def _norm(text: str) -> str:
     return " " + _NON_WORD.sub(" ", text.lower()).strip() + " "
 
 
-def answer_in_question(question: str, answer: str) -> bool:
-    """Whether the answer's words appear as a phrase in the question (yes/no and numbers exempt)."""
+def answer_in_question(question: str, answer: str, _q: tuple[str, str] | None = None) -> bool:
+    """Whether the answer's words appear as a phrase in the question (yes/no and numbers exempt).
+    ``_q``: the question lower-cased and normalised, when the caller tests many answers."""
     if answer in ("yes", "no") or answer.isdigit():
         return False
     a = _norm(answer)
     # Every word of the normalised question is a run of the lower-cased question, so an answer
     # whose first word is not even a substring cannot match (the common case, without the regex).
     head = a.split(None, 1)
-    return bool(head) and head[0] in question.lower() and a in _norm(question)
+    if not head:
+        return False
+    low, normed = _q if _q is not None else (question.lower(), None)
+    return head[0] in low and a in (normed if normed is not None else _norm(question))
 
 
 def _answer_event_in_reference(cand: Candidate) -> bool:
@@ -251,6 +255,10 @@ def _same_sort(kind: str, answer: str):
 # Attributes whose values fit any object (any thing can be red or small); others ("state",
 # "material") are offered only with values seen on objects of the same noun.
 GENERIC_ATTRIBUTES = frozenset({"color", "colour", "size", "shirt", "shirt color"})
+# A value offered as a distractor this many times more than 1 in n of its offers would allow
+# (over all slots of its kind) is not offered again until it has been the answer: else a value
+# that is never right ("tidy up", "vacuum") is eliminable from the text alone.
+DISTRACTOR_SLACK = 4
 MIN_OPTIONS = 2
 
 
@@ -280,6 +288,7 @@ class Distractors:
         self.fallback = lexicon()["fallback"]
         self._positions: list[int] = []
         self.position_counts: Counter = Counter()
+        self.small_positions: Counter = Counter()
         self.as_answer: Counter = Counter()
         self.as_option: Counter = Counter()
         self.count_ranks: Counter = Counter()
@@ -343,8 +352,12 @@ class Distractors:
         return f"{cand.answer_kind}|{cand.slot[0] or cand.slot[1] or cand.variant}"
 
     def _score(self, key: str, v: str) -> float:
-        # values that are answers in this slot more often than 1 in n of their offers go first
-        return self.as_answer[(key, v)] * (self.n - 1) - self.as_option[(key, v)]
+        # values that are answers in this slot more often than 1 in n of their offers go first;
+        # the same over all slots of the answer's kind (a text-only learner also sees the value
+        # alone: "food" or "0" must not be a better bet than any other value anywhere)
+        kind = key.split("|", 1)[0]
+        return (self.as_answer[(key, v)] * (self.n - 1) - self.as_option[(key, v)]
+                + self.as_answer[(kind, v)] * (self.n - 1) - self.as_option[(kind, v)])
 
     def options(self, cand: Candidate) -> tuple[list[str], int] | None:
         """Options and the answer's index, or None when too few distractors exist."""
@@ -352,35 +365,47 @@ class Distractors:
         kind = cand.answer_kind
         key = self._slot_key(cand)
         picks: list[str] = []
-        if kind == "count":
+        if cand.variant in CHOICE_VARIANTS:
+            # "which first, A or B?": the options are A and B
+            picks = [c for c in cand.conflicts if c != ans][:1]
+        elif kind == "count":
             # The answer's rank among the numbers offered is balanced (else "the second smallest"
             # would be a good bet), and so is how often each number is the answer when offered.
+            # Small counts are the common answers, so always offering the numbers just above a
+            # count would make "the smallest number" (and "0", "1") a good bet: for each rank the
+            # answer could take, the best-owed numbers below and above it are found, and the rank
+            # whose set is most owed wins (ties: the rank used least).
             k = int(ans)
             ranks = list(range(0, min(k, self.n - 1) + 1))
             self.rng.shuffle(ranks)
-            rho = min(ranks, key=lambda r: self.count_ranks[r])
+            lo, hi = list(range(max(0, k - 5), k)), list(range(k + 1, k + 6))
+            self.rng.shuffle(lo)
+            self.rng.shuffle(hi)
+            lo.sort(key=lambda x: -self._score(key, str(x)))
+            hi.sort(key=lambda x: -self._score(key, str(x)))
+            low_rank = min(self.count_ranks[r] for r in ranks)
 
-            def best(values: list[int], m: int) -> list[int]:
-                self.rng.shuffle(values)
-                values.sort(key=lambda x: -self._score(key, str(x)))
-                return values[:m]
+            def owed(r: int) -> float:
+                chosen = lo[:r] + hi[: self.n - 1 - r]
+                return sum(self._score(key, str(x)) for x in chosen) - (self.count_ranks[r] - low_rank)
 
-            below = best(list(range(max(0, k - 5), k)), rho)
-            above = best(list(range(k + 1, k + 6)), self.n - 1 - rho)
-            picks = [str(x) for x in sorted(below + above)]
+            rho = max(ranks, key=owed)
+            picks = [str(x) for x in sorted(lo[:rho] + hi[: self.n - 1 - rho])]
             self.count_ranks[rho] += 1
         else:
             fits = _same_sort(kind, ans)
             truth = cand.also_true
             # the answer is never in an open question, so an option the question names would be
             # eliminable from the text alone
-            said = None if cand.variant in CHOICE_VARIANTS else cand.question
+            said = cand.question
+            said_q = (said.lower(), _norm(said))
 
             def ok(v: str) -> bool:
                 # ``truth`` already holds the synonyms, hypernyms and entailments of what is true
                 return (v != ans and fits(v) and not conflicts(v, ans) and v not in truth
-                        and (said is None or not answer_in_question(said, v))
-                        and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v))
+                        and not answer_in_question(said, v, said_q)
+                        and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v)
+                        and self.as_answer[(kind, v)] * (self.n - 1) - self.as_option[(kind, v)] > -DISTRACTOR_SLACK)
 
             def take(values: list[str]) -> None:
                 vals = sorted(set(values))
@@ -398,9 +423,6 @@ class Distractors:
             take([c for c in cand.conflicts if c != ans])
             if len(picks) < self.n - 1:
                 take(self._everything(kind))
-        if cand.variant in CHOICE_VARIANTS:
-            # "which first, A or B?": the options are A and B
-            picks = [c for c in cand.conflicts if c != ans][:1]
         if len(picks) < MIN_OPTIONS - 1:
             return None
         n = len(picks[: self.n - 1]) + 1
@@ -409,7 +431,12 @@ class Distractors:
                 self._positions = self.rng.sample(range(self.n), self.n)
             pos = self._positions.pop()
         else:
-            pos = self.rng.randrange(n)
+            # fewer options than usual ("A or B?"): the answer's place is balanced per list length
+            # too, so that "the first option" is no bet
+            order = list(range(n))
+            self.rng.shuffle(order)
+            pos = min(order, key=lambda j: self.small_positions[(n, j)])
+            self.small_positions[(n, pos)] += 1
         opts = picks[: self.n - 1]
         opts.insert(pos, ans)
         self.position_counts[pos] += 1
@@ -418,10 +445,13 @@ class Distractors:
     def commit(self, cand: Candidate, options: list[str]) -> None:
         """Count an accepted record's options (for the value balance)."""
         key = self._slot_key(cand)
+        kind = key.split("|", 1)[0]
         self.as_answer[(key, cand.answer)] += 1
+        self.as_answer[(kind, cand.answer)] += 1
         for o in options:
             if o != cand.answer:
                 self.as_option[(key, o)] += 1
+                self.as_option[(kind, o)] += 1
 
 
 def _pick_steps(targets: dict[int, float], counts: Counter, total: int) -> int:
@@ -601,7 +631,8 @@ class Generator:
         if cand.slot != (None, None) and not self.balancer.accepts_skeleton(slot_key, cand.answer, yesno):
             self._drop(cand, "unbalanced-slot")
             return None
-        if cand.balance is not None and not self.balancer.accepts_skeleton(*cand.balance):
+        balances = [cand.balance] if isinstance(cand.balance, tuple) else list(cand.balance or ())
+        if any(not self.balancer.accepts_skeleton(*bal) for bal in balances):
             self._drop(cand, "unbalanced-slot")
             return None
         # Honesty: every step narrows something (ablation), every time decision has its margin,
@@ -636,11 +667,13 @@ class Generator:
             options, answer_index = got
         seen_programs.setdefault(key, []).append(program)
         seen_questions.add(cand.question)
+        if cand.once is not None and sampler is not None:
+            sampler.done.add(cand.once)
         self.balancer.add(bucket, cand.answer, skel)
         if cand.slot != (None, None):
             self.balancer.skeletons[slot_key][cand.answer] += 1
-        if cand.balance is not None:
-            self.balancer.skeletons[cand.balance[0]][cand.balance[1]] += 1
+        for bal in balances:
+            self.balancer.skeletons[bal[0]][bal[1]] += 1
         if options is not None:
             self.distractors.commit(cand, options)
         if steps > 1:

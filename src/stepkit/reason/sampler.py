@@ -19,7 +19,7 @@ from stepkit.graph.types import Action
 from stepkit.reason.lexicon import (action_words, cap, clean, conflicts, gerund, indefinite, is_person_label, noun_info,
                                     object_preposition, ordinal, participle, past, phrases, plural, related_words,
                                     verb_frame, verb_something)
-from stepkit.reason.ops import Builder, ExecError, GraphContext, event_label, in_window, role_of
+from stepkit.reason.ops import Builder, ExecError, GraphContext, Window, event_label, in_window, role_of
 
 # Question types, their variants and the fewest steps each variant needs.
 TYPES = ("attribute", "relation", "action", "temporal", "ordinal", "counting", "existence", "comparison")
@@ -69,7 +69,10 @@ class Candidate:
     near: list = field(default_factory=list)  # the very first distractors (other events of the same window)
     # an extra balance the generator holds: (key, answer, yes/no-like) — the verb that follows an
     # anchor verb, which of two verbs comes first (scripts a text-only learner would know)
-    balance: tuple[str, str, bool] | None = None
+    balance: tuple[str, str, bool] | list[tuple[str, str, bool]] | None = None
+    # a key for questions a graph can ask only one way (its program follows from the key): once
+    # one is kept, the sampler does not build it again (``Sampler.done``)
+    once: tuple | None = None
 
 
 def _split(rng: random.Random, total: int, k: int) -> list[int]:
@@ -157,6 +160,8 @@ class Sampler:
         self.phrasing: tuple[str, str] | None = None
         self._cache: dict[tuple, list] = {}
         self._refer_edges: dict[str, list] = {}
+        self._windows: dict[tuple[str, str], frozenset[str]] = {}
+        self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -374,9 +379,22 @@ class Sampler:
             self.avoid_edges = saved
         return u, self.event_phrases(e, a_phrase, o_phrase)
 
+    def window_set(self, eid: str, mode: str) -> frozenset[str]:
+        """The events inside the window ``localize(eid, mode)`` makes (cached per graph)."""
+        key = (eid, mode)
+        got = self._windows.get(key)
+        if got is None:
+            e = self.ctx.events[eid]
+            t0, t1 = {"before": (0.0, e.t0), "after": (e.t1, self.ctx.duration)}.get(mode, (e.t0, e.t1))
+            w = Window(t0, t1, mode, eid)
+            got = self._windows[key] = frozenset(i for i, ev in self.ctx.events.items() if in_window(ev, w))
+        return got
+
     def anchor(self, b: Builder, depth: int, exclude: frozenset = frozenset(),
-               modes: tuple[str, ...] = ("before", "after", "while")) -> tuple[int, str, str]:
-        """A localize node on a uniquely mentioned event (2 + ``depth`` steps); returns (node, phrase, mode)."""
+               modes: tuple[str, ...] = ("before", "after", "while"), viable=None) -> tuple[int, str, str]:
+        """A localize node on a uniquely mentioned event (2 + ``depth`` steps); returns (node, phrase, mode).
+        ``viable(window_events, anchor_twins)``: whether the question can use a window at all; windows
+        it refuses are passed over before the anchor's mention is built."""
         ctx = self.ctx
         mode = self._pick(modes)
         pool = self._memo(("anchor-pool", mode, depth > 0), lambda: [
@@ -385,8 +403,14 @@ class Sampler:
         bad = exclude | self.avoid_edges
         if bad:
             pool = [i for i in pool if i not in bad]
-        for _ in range(3):
+        built = 0
+        for _ in range(12 if viable is not None else 3):
             eid = self._pick(pool)
+            if viable is not None and not viable(self.window_set(eid, mode), self.twins.get(eid, {eid})):
+                continue
+            built += 1
+            if built > 3:
+                break
             n0 = len(b.nodes)
             try:
                 ei, ph = self.mention_event(b, eid, depth)
@@ -414,11 +438,16 @@ class Sampler:
                                                                      or self.plain.get(agent, False))
         return any(not self.plain.get(x, True) for x in (th, agent) if x)
 
-    def _maybe_anchor(self, b: Builder, extra: int, p: float = ANCHOR_P) -> tuple[int | None, str, int]:
-        """Spend 2+ of ``extra`` steps on an anchor with probability ``p``; returns (node, phrase, left)."""
+    def _maybe_anchor(self, b: Builder, extra: int, p: float = ANCHOR_P,
+                      viable=None) -> tuple[int | None, str, int]:
+        """Spend 2+ of ``extra`` steps on an anchor with probability ``p``; returns (node, phrase, left).
+        ``viable(window_events, anchor_twins, left)``: whether the rest of the question can be built in
+        a window (checked before the anchor is)."""
         if extra >= 2 and (self.force_anchor or self.rng.random() < p):
             d = self.rng.randrange(0, min(extra - 2, 1) + 1)
-            w, phrase, _ = self.anchor(b, d)
+            left = extra - 2 - d
+            check = None if viable is None else (lambda inw, excl: viable(inw, excl, left))
+            w, phrase, _ = self.anchor(b, d, viable=check)
             return w, phrase, extra - 2 - d
         return None, "", extra
 
@@ -474,7 +503,7 @@ class Sampler:
         if w_node is None:
             return None
         w = b.values[w_node]
-        return {i for i, e in self.ctx.events.items() if in_window(e, w)}
+        return self.window_set(w.anchor, w.mode)
 
     def _q_attribute(self, b, n, want):
         ctx = self.ctx
@@ -519,18 +548,33 @@ class Sampler:
         can_window = self._memo(("rel-win", variant), lambda: any(
             (self.fan[(fan_key, e.subject if fan_key == "rs" else e.object, e.predicate)] if fan_key
              else self.pair[("r", e.subject, e.object)]) > 1 for e in ctx.graph.relations))
-        w, anchor, extra = self._maybe_anchor(b, n - 1) if can_window else (None, "", n - 1)
+
+        def fits(i, windowed, extra, split=None):
+            # the relation this variant can ask about (``split``: the reference depths of subject
+            # and object, None to check the rest only)
+            e = ctx.events[i]
+            if variant == "relation_predicate":
+                return ((split is None or (self._plain_ok(e.subject, split[0]) and self._plain_ok(e.object, split[1])))
+                        and (self.pair[("r", e.subject, e.object)] == 1) != windowed
+                        and self.slot_ok("relation", (None, ctx.objects[e.object].label), clean(e.predicate)))
+            if variant == "relation_object":
+                return (self._plain_ok(e.subject, extra) and (self.fan[("rs", e.subject, e.predicate)] == 1) != windowed
+                        and self.slot_ok("relation", (e.predicate, "object"), ctx.label(e.object)))
+            # "who is sitting on the chair?" -> "person" says nothing: never asked
+            return (self._plain_ok(e.object, extra) and (self.fan[("ro", e.object, e.predicate)] == 1) != windowed
+                    and not (e.subject in self.persons and is_person_label(ctx.objects[e.subject].label)))
+
+        def viable(inw, excl, left):
+            return any(i in inw and i not in excl and fits(i, True, left) for i in ctx.relations)
+
+        w, anchor, extra = self._maybe_anchor(b, n - 1, viable=viable) if can_window else (None, "", n - 1)
         src = [w] if w is not None else []
         inw = self._window_events(w, b)
+        windowed = w is not None
         rels = [i for i in ctx.relations if i not in self.anchor_events and (inw is None or i in inw)]
         if variant == "relation_predicate":
             ds, do = _split(self.rng, extra, 2)
-            r = ctx.events[self._pick([
-                i for i in rels if self._plain_ok(ctx.events[i].subject, ds)
-                and self._plain_ok(ctx.events[i].object, do)
-                and (self.pair[("r", ctx.events[i].subject, ctx.events[i].object)] == 1) == (w is None)
-                and self.slot_ok("relation", (None, ctx.objects[ctx.events[i].object].label),
-                                 clean(ctx.events[i].predicate))])]
+            r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra, (ds, do))])]
             self._core(r.subject, r.object)
             si, sphrase = self.refer(b, r.subject, ds)
             oi, ophrase = self.refer(b, r.object, do, avoid=frozenset({r.subject}))
@@ -546,10 +590,7 @@ class Sampler:
                              {"subj": sphrase, "obj": ophrase, "subj_person": "1" if r.subject in self.persons else "0"},
                              conflicts, also, (None, ctx.objects[r.object].label), asked=(r.id,))
         if variant == "relation_object":
-            r = ctx.events[self._pick([
-                i for i in rels if self._plain_ok(ctx.events[i].subject, extra)
-                and (self.fan[("rs", ctx.events[i].subject, ctx.events[i].predicate)] == 1) == (w is None)
-                and self.slot_ok("relation", (ctx.events[i].predicate, "object"), ctx.label(ctx.events[i].object))])]
+            r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra)])]
             pred = clean(r.predicate)
             self._core(r.subject, r.object, r.predicate)
             si, sphrase = self.refer(b, r.subject, extra)
@@ -564,9 +605,7 @@ class Sampler:
                               if ctx.events[i].subject == r.subject and clean(ctx.events[i].predicate) in rel_preds)
             return Candidate("relation", variant, b, question, b.values[q], "label",
                              {"subj": sphrase, "pred": pred}, conflicts, also, (r.predicate, "object"), asked=(r.id,))
-        r = ctx.events[self._pick([
-            i for i in rels if self._plain_ok(ctx.events[i].object, extra)
-            and (self.fan[("ro", ctx.events[i].object, ctx.events[i].predicate)] == 1) == (w is None)])]
+        r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra)])]
         pred = clean(r.predicate)
         self._core(r.subject, r.object, r.predicate)
         oi, ophrase = self.refer(b, r.object, extra)
@@ -592,11 +631,27 @@ class Sampler:
         can_window = self._memo(("act-win", variant), lambda: any(
             (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] if variant == "action_object"
              else self.pair[("a", ctx.events[i].agent, ctx.events[i].object)]) > 1 for i in self.obj_actions))
-        w, anchor, extra = self._maybe_anchor(b, n - 1) if can_window else (None, "", n - 1)
+        no_plain_agent = not any(self.plain.get(a) for a in self.agents)
+
+        def fits(i, windowed, extra, split=None):
+            e = ctx.events[i]
+            if variant == "action_object":
+                return extra == 0 and no_plain_agent or (
+                    self._plain_ok(e.agent, extra) and (self.fan[("ao", e.agent, e.verb)] == 1) != windowed
+                    and self.slot_ok("action", (e.verb, "object"), ctx.label(e.object)))
+            return ((split is None or (self._plain_ok(e.agent, split[0]) and self._plain_ok(e.object, split[1])))
+                    and (self.pair[("a", e.agent, e.object)] == 1) != windowed
+                    and self.slot_ok("action", (None, ctx.objects[e.object].label), ctx.verb(e.verb)))
+
+        def viable(inw, excl, left):
+            return any(i in inw and i not in excl and fits(i, True, left) for i in self.obj_actions)
+
+        w, anchor, extra = self._maybe_anchor(b, n - 1, viable=viable) if can_window else (None, "", n - 1)
         src = [w] if w is not None else []
         inw = self._window_events(w, b)
+        windowed = w is not None
         obj_acts = [i for i in self.obj_actions if i not in self.anchor_events and (inw is None or i in inw)]
-        if variant == "action_object" and extra == 0 and not any(self.plain.get(a) for a in self.agents):
+        if variant == "action_object" and extra == 0 and no_plain_agent:
             a = ctx.events[self._pick(obj_acts)]
             acts = b.add("actions", src)
             f = b.add("filter_events", [acts], label=a.verb, roles=[])
@@ -614,10 +669,7 @@ class Sampler:
                              {"agent": "someone", "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
                              (a.verb, "object"), asked=(a.id,))
         if variant == "action_object":
-            a = ctx.events[self._pick([
-                i for i in obj_acts if self._plain_ok(ctx.events[i].agent, extra)
-                and (self.fan[("ao", ctx.events[i].agent, ctx.events[i].verb)] == 1) == (w is None)
-                and self.slot_ok("action", (ctx.events[i].verb, "object"), ctx.label(ctx.events[i].object))])]
+            a = ctx.events[self._pick([i for i in obj_acts if fits(i, windowed, extra)])]
             self._core(a.agent, a.object, a.verb)
             ai, aphrase = self.refer(b, a.agent, extra)
             h = b.add("hop", [ai] + src, kind="action", label=a.verb, **{"from": "agent", "to": "object"})
@@ -635,11 +687,7 @@ class Sampler:
                              {"agent": aphrase, "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
                              (a.verb, "object"), asked=(a.id,))
         da, do = _split(self.rng, extra, 2)
-        a = ctx.events[self._pick([
-            i for i in obj_acts if self._plain_ok(ctx.events[i].agent, da)
-            and self._plain_ok(ctx.events[i].object, do)
-            and (self.pair[("a", ctx.events[i].agent, ctx.events[i].object)] == 1) == (w is None)
-            and self.slot_ok("action", (None, ctx.objects[ctx.events[i].object].label), ctx.verb(ctx.events[i].verb))])]
+        a = ctx.events[self._pick([i for i in obj_acts if fits(i, windowed, extra, (da, do))])]
         self._core(a.agent, a.object)
         ai, aphrase = self.refer(b, a.agent, da)
         oi, ophrase = self.refer(b, a.object, do, avoid=frozenset({a.agent}))
@@ -669,6 +717,8 @@ class Sampler:
             and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)])
         if n == 3 or not agents or self.rng.random() < 0.3:
             pool = self._memo(("t-mention", n > 3), lambda: [i for i in ctx.actions if self._mention_ok(i, n > 3)])
+            if n == 3:
+                pool = [i for i in pool if ("temporal", mode, i) not in self.done]
             eid = self._pick(pool)
             ei, ph = self.mention_event(b, eid, n - 3)
             self.anchor_events |= self.twins.get(eid, {eid})
@@ -681,7 +731,8 @@ class Sampler:
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
                              conflicts, self._also([b.values[q]]), asked=(b.values[s],),
                              near=[ctx.action_phrase(i) for i in b.values[acts]],
-                             balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
+                             balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False),
+                             once=("temporal", mode, eid) if n == 3 else None)
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, da)
         anchors = [i for i in self.acts_by_agent[agent]
@@ -705,12 +756,38 @@ class Sampler:
         """The k-th event in a window: "What was the second thing that happened after ...?" (3
         steps), or the k-th object a verb was done to in it (4 steps)."""
         ctx = self.ctx
-        w, anchor, extra = self._maybe_anchor(b, 2, p=1.0)
+        obj_set = self._memo(("obj-set",), lambda: frozenset(self.obj_actions))
+        phrase, every = ctx.action_phrase, ctx.actions
+
+        def ks_any(evs):
+            # k >= 2: the first one after / last one before an event is a temporal question; and
+            # the window must matter (the k-th thing before an event is mostly the k-th overall)
+            return [k for k in range(2, min(len(evs), 5) + 1) if phrase(evs[k - 1]) != phrase(every[k - 1])]
+
+        def ks_verb(evs, verb):
+            sub = [i for i in evs if ctx.events[i].verb == verb]
+            whole = [i for i in every if ctx.events[i].verb == verb]
+
+            def obj(i):
+                o = ctx.events[i].object
+                return ctx.label(o) if o else None
+
+            # the verb filter and the window must each change the answer (sub is part of both)
+            return [k for k in range(1, min(len(sub), 4) + 1)
+                    if obj(sub[k - 1]) != obj(evs[k - 1]) and obj(sub[k - 1]) != obj(whole[k - 1])]
+
+        if n == 3:
+            def viable(inw, excl, left):
+                return bool(ks_any([i for i in every if i in inw]))
+        else:
+            def viable(inw, excl, left):
+                evs = [i for i in every if i in inw]
+                return any(ks_verb(evs, v) for v in {ctx.events[i].verb for i in evs if i in obj_set})
+        w, anchor, extra = self._maybe_anchor(b, 2, p=1.0, viable=viable)
         acts = b.add("actions", [w])
         evs = list(b.values[acts])
         if n == 3:
-            # k >= 2: the first one after / last one before an event is a temporal question
-            ks = list(range(2, min(len(evs), 5) + 1))
+            ks = ks_any(evs)
             k = self._pick(ks)
             s, ordw = b.add("nth", [acts], k=k), ordinal(k)
             q = b.add("query", [s], field="action")
@@ -718,12 +795,10 @@ class Sampler:
             conflicts = [ctx.action_phrase(i) for i in evs]
             return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
                              self._also([b.values[q]]), asked=(b.values[s],))
-        verbs = sorted({ctx.events[i].verb for i in evs if i in set(self.obj_actions)})
-        verb = self._pick([v for v in verbs if sum(1 for i in evs if ctx.events[i].verb == v) >= 1])
-        sub = [i for i in evs if ctx.events[i].verb == verb]
+        verbs = sorted({ctx.events[i].verb for i in evs if i in obj_set})
+        verb = self._pick([v for v in verbs if ks_verb(evs, v)])
         f = b.add("filter_events", [acts], label=verb, roles=[])
-        ks = [k for k in range(1, min(len(sub), 4) + 1) if k > len(evs) or sub[k - 1] != evs[k - 1]]
-        k = self._pick(ks)
+        k = self._pick(ks_verb(evs, verb))
         s, ordw = b.add("nth", [f], k=k), ordinal(k)
         q = b.add("query", [s], field="object")
         question = self._fill("ordinal_verb", ord=ordw, past=past(verb), prep=_prep(verb), anchor=anchor)
@@ -740,7 +815,7 @@ class Sampler:
             if len(ctx.actions) < 2:
                 raise Reject("no-candidate")
             acts = b.add_node("actions", [], {})
-            k = self.rng.randrange(1, min(len(ctx.actions), 5) + 1)
+            k = self._pick([k for k in range(1, min(len(ctx.actions), 5) + 1) if ("ordinal", k) not in self.done])
             if k == len(ctx.actions) and self.rng.random() < 0.5:
                 s, ordw = b.add("last", [acts]), "last"
             else:
@@ -749,7 +824,8 @@ class Sampler:
             question = self._fill("ordinal_any", ord=ordw, anchor=" in the video")
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
-                             self._also([b.values[q]]), asked=(b.values[s],))
+                             self._also([b.values[q]]), asked=(b.values[s],),
+                             once=("ordinal", k) if ordw != "last" else None)
         agents = self._memo(("o-agents", n > 2), lambda: [
             a for a, evs in self.acts_by_agent.items() if len(self.acts_by_agent) >= 2 and len(evs) >= 2
             and self._plain_ok(a, n - 2)])
@@ -803,15 +879,22 @@ class Sampler:
                              {"plural": plural(lab), "label": noun_info(lab).noun}, slot=(None, lab))
         if n == 3 and self.rng.random() < 0.5:
             # how many things happened in a window (localize + its event + count)
-            w, anchor, _ = self._maybe_anchor(b, 2, p=1.0)
+            n_acts = len(ctx.actions)
+            w, anchor, _ = self._maybe_anchor(
+                b, 2, p=1.0, viable=lambda inw, excl, left: sum(1 for i in ctx.actions if i in inw) != n_acts)
             acts = b.add("actions", [w])
             c = b.add("count", [acts])
             if b.values[c] == len(ctx.actions):
                 raise Reject("no-op-window")
             self._mark_asked(b.values[acts])
             question = self._fill("counting_window", anchor=anchor)
+            win = b.values[w]
+            # how much happens after an early verb ("after the person took the bag") is a script a
+            # text-only learner knows: the count is balanced per anchor verb and mode
             return Candidate("counting", "counting_window", b, question, str(b.values[c]), "count",
-                             {"agent": "someone"}, asked=tuple(b.values[acts]))
+                             {"agent": "someone"}, asked=tuple(b.values[acts]),
+                             balance=(f"counting-window|{win.mode}|{event_label(ctx.events[win.anchor])}",
+                                      str(b.values[c]), False))
         variant = self._pick(("counting_events", "counting_objects"))
         w, anchor, extra = self._maybe_anchor(b, n - 2)
         src = [w] if w is not None else []
@@ -908,7 +991,18 @@ class Sampler:
         use_rel = bool(ctx.relations) and (not self.obj_actions or self.rng.random() < 0.4)
         pool = list(ctx.relations) if use_rel else self.thing_actions
         first_role = "subject" if use_rel else "agent"
-        w, anchor, extra = self._maybe_anchor(b, n - 2)
+        partners = self._memo(("e-partners", use_rel), lambda: self._pair_partners(pool, first_role))
+
+        def viable(inw, excl, left):
+            # a "yes" pair must also happen outside the window, a "no" pair only outside it
+            # (read loosely, as the "anyone" form does, or strictly, as the named one does)
+            if want == "yes":
+                return any(i in inw and i not in excl and any(j not in inw and j not in excl for j in partners[i][0])
+                           for i in pool)
+            return any(i not in inw and i not in excl and not any(j in inw and j not in excl for j in partners[i][1])
+                       for i in pool)
+
+        w, anchor, extra = self._maybe_anchor(b, n - 2, viable=viable)
         src = [w] if w is not None else []
         pool = [i for i in pool if i not in self.anchor_events]
         ds, do = _split(self.rng, extra, 2)
@@ -998,6 +1092,21 @@ class Sampler:
         return Candidate("existence", variant, b, question, ans, "yesno", {"exists_clause": " ".join(clause.split())},
                          slot=(label, ctx.objects[obj].label), asked=tuple(b.values[f]))
 
+    def _pair_partners(self, pool, first_role: str) -> dict[str, tuple[list[str], list[str]]]:
+        """For each event of ``pool``: the events with its label and thing (any subject), and those
+        also with its subject."""
+        ctx = self.ctx
+        groups: dict[tuple, list[str]] = {}
+        for j in pool:
+            e = ctx.events[j]
+            groups.setdefault((event_label(e), self.thing(e)), []).append(j)
+        out = {}
+        for i in pool:
+            e = ctx.events[i]
+            loose = groups[(event_label(e), self.thing(e))]
+            out[i] = (loose, [j for j in loose if role_of(ctx.events[j], first_role) == role_of(e, first_role)])
+        return out
+
     def _q_comparison(self, b, n, want):
         ctx = self.ctx
         extra = n - 3
@@ -1042,7 +1151,11 @@ class Sampler:
         won = ctx.events[b.values[c]].verb
         return Candidate("comparison", variant, b, question, answer, "action", {"agent": aphrase}, [other],
                          self._also([answer]), asked=(b.values[c],),
-                         balance=(f"comparison|{variant}|{va}|{vb}", "yes" if won == va else "no", True))
+                         # which of two verbs comes first (or lasts longer) is balanced per pair and
+                         # per verb: "smile" must not be a safe bet for "not first"
+                         balance=[(f"comparison|{variant}|{va}|{vb}", "yes" if won == va else "no", True),
+                                  (f"comparison-verb|{variant}|{va}", "yes" if won == va else "no", True),
+                                  (f"comparison-verb|{variant}|{vb}", "yes" if won == vb else "no", True)])
 
 
 _BY_TYPE = {t: getattr(Sampler, f"_q_{t}") for t in TYPES}
