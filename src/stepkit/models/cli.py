@@ -35,6 +35,11 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print the famil
     console.print(f"backends: {', '.join(available_backends())}", highlight=False)
 
 
+# At 56 px a 4-frame 320x180 clip is 4 visual tokens for Qwen2.5-VL (14 px patches, 2x2 merge, frame
+# pairs): too few to see a small object. 112 px gives ~30 (docs/replication-notes.md).
+CLI_IMAGE_SIZE = 112
+
+
 @app.command("tiny")
 def tiny_cmd(
     family: str = typer.Option(..., "--family", "-f", help="Model family (see `stepkit models list`)."),
@@ -44,7 +49,7 @@ def tiny_cmd(
     layers: Optional[int] = typer.Option(None, help="Text decoder layers (default 2)."),
     vision_hidden_size: Optional[int] = typer.Option(None, help="Vision hidden size (multiple of 16; default 32)."),
     vision_layers: Optional[int] = typer.Option(None, help="Vision encoder layers (default 1)."),
-    image_size: Optional[int] = typer.Option(None, help="Frame side in pixels (default 56; 64 for qwen3-vl)."),
+    image_size: Optional[int] = typer.Option(None, help="Frame side in pixels (default 112, 128 for qwen3-vl: about 30 visual tokens per 4-frame 16:9 clip for the Qwen families; the library's TinySize keeps 56 for fast tests)."),
     num_frames: Optional[int] = typer.Option(None, help="Frames per video the processor expects (default 4)."),
     overwrite: bool = typer.Option(False, help="Replace whatever is in --out."),
 ) -> None:
@@ -55,7 +60,8 @@ def tiny_cmd(
     try:
         path = build_tiny_model(family, out, seed=seed, overwrite=overwrite, hidden_size=hidden_size,
                                 num_layers=layers, vision_hidden_size=vision_hidden_size,
-                                vision_layers=vision_layers, image_size=image_size, num_frames=num_frames)
+                                vision_layers=vision_layers, image_size=image_size or CLI_IMAGE_SIZE,
+                                num_frames=num_frames)
     except StepkitError as exc:
         fail(exc)
     spec = json.loads((path / "stepkit_tiny.json").read_text(encoding="utf-8"))

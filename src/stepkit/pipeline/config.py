@@ -92,6 +92,7 @@ class EvalStage:
     mode: str = field(default="mc-loglik", metadata={"help": "Scoring mode: mc-loglik | mc-generate | open | reason (explain, then answer; rationale faithfulness scored against the held-out graphs)."})
     frames: int = field(default=4, metadata={"help": "Frames sampled per question."})
     show_options: bool = field(default=True, metadata={"help": "mc-loglik: list the options in the prompt, as training prompts do."})
+    wrong_video: bool = field(default=False, metadata={"help": "Also score each round with another video's frames (--videos-from shuffle) for the perception gate."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "More `stepkit eval` options, verbatim."})
 
 

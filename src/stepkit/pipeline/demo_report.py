@@ -41,6 +41,37 @@ def _accuracy_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><tr><th>model</th><th>overall %</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _gate_table(rows: list[dict[str, Any]]) -> str:
+    """Every evaluated model with its own frames vs another video's (the perception gate, 1-step questions)."""
+    body = []
+    for r in rows:
+        g = r.get("gate")
+        if not g:
+            continue
+        label = "base model" if r["round"] == 0 else f"after round {r['round']}"
+        if g.get("acc_frames") is None:
+            body.append(f"<tr><td>{label}</td><td colspan=5>{html.escape(str(g.get('reason')))}</td></tr>")
+            continue
+        wrong_all = ((r.get("eval_wrong_video") or {}).get("overall") or {}).get("accuracy")
+        own_all = (r["eval"].get("overall") or {}).get("accuracy")
+        verdict = "passes" if g["passed"] else "fails"
+        body.append(f"<tr><td>{label}</td><td>{_pct(g['acc_frames'])} (n={g['n']})</td>"
+                    f"<td>{_pct(g['acc_wrong_video'])}</td><td>{100 * g['gap']:+.1f} [{100 * g['ci_low']:+.1f}, "
+                    f"{100 * g['ci_high']:+.1f}]</td><td><b>{verdict}</b></td>"
+                    f"<td>{_pct(own_all)} vs {_pct(wrong_all)}</td></tr>")
+    if not body:
+        return ""
+    return ("<h2>Perception gate: its own frames vs another video's</h2>"
+            "<p>Each held-out question is scored again with the frames of another held-out video "
+            "(<code>--videos-from shuffle</code>). A model that looks at the video loses accuracy; one that answers "
+            "from the wording does not. It <b>passes</b> when its 1-step accuracy with its own frames beats the "
+            "wrong-video accuracy by at least 10 points with the 95% paired interval above zero; a STEP-vs-baseline "
+            "difference means little for a model that fails.</p>"
+            "<table><tr><th>model</th><th>1-step, own frames %</th><th>1-step, wrong video %</th>"
+            "<th>own − wrong (points) [95%]</th><th>gate</th><th>all questions: own vs wrong %</th></tr>"
+            + "".join(body) + "</table>")
+
+
 def _graph_section(L: RunLayout, k: int) -> str:
     from stepkit.graph.serialize import iter_graph_files, load_graph
     from stepkit.graph.show import timeline_lines
@@ -125,6 +156,7 @@ trained for minutes on a CPU shows the machinery end to end, not a capable model
 (<code>train.model</code>) for real numbers.</p>
 <h2>Accuracy by reasoning steps (held-out questions)</h2>
 {_accuracy_table(rows) if rows else '<p>No round has been evaluated yet.</p>'}
+{_gate_table(rows)}
 {imgs}
 {qa_line}
 <h2>Graphs</h2>

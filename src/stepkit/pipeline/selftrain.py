@@ -108,6 +108,7 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
         stages.append(Stage("model", L.base_model, ["models", "tiny", "--family", family, "--out", str(L.base_model),
                                                     "--seed", str(cfg.train.seed), "--overwrite",
                                                     *cfg.train.tiny_args]))
+    stages += _wrong_video_stages(cfg, L, 0)  # before eval: the ledger line is written after eval
     stages.append(_eval_stage(cfg, L, 0))
     for k in range(1, cfg.rounds + 1):
         rd = L.round(k)
@@ -141,6 +142,7 @@ def plan(cfg: SelfTrainConfig) -> list[Stage]:
                                 resume_argv=resume_if_checkpointed, launcher=list(t.launcher)))
         if cfg.grpo is not None:
             stages.append(_grpo_stage(cfg, L, k, lora))
+        stages += _wrong_video_stages(cfg, L, k)  # before eval: the ledger line is written after eval
         stages.append(_eval_stage(cfg, L, k))
     return stages
 
@@ -170,6 +172,17 @@ def _eval_stage(cfg: SelfTrainConfig, L: RunLayout, k: int) -> Stage:
             "--mode", e.mode, "--frames", str(e.frames), "--show-options" if e.show_options else "--hide-options",
             *graphs, "--out", str(out), *e.extra_args]
     return Stage("eval", out, argv, round=k)
+
+
+def _wrong_video_stages(cfg: SelfTrainConfig, L: RunLayout, k: int) -> list[Stage]:
+    """The round's eval with each question shown another video's frames (``eval.wrong_video``)."""
+    if not cfg.eval.wrong_video:
+        return []
+    st = _eval_stage(cfg, L, k)
+    out = L.round(k) / "eval_wrong_video"
+    i = st.argv.index("--out")
+    argv = [*st.argv[:i], "--videos-from", "shuffle", "--seed", "0", "--out", str(out), *st.argv[i + 2:]]
+    return [Stage("eval-wrong-video", out, argv, round=k)]
 
 
 def read_json_or_none(path: Path) -> Any:
@@ -208,6 +221,16 @@ def round_row(cfg: SelfTrainConfig, k: int) -> dict[str, Any] | None:
                                                                 "by_steps_last_quarter")}}
     row["eval"] = {"overall": metrics.get("overall"), "by_steps_bucket": metrics.get("by_steps_bucket"),
                    "by_type": metrics.get("by_type")}
+    wrong = rd / "eval_wrong_video"
+    if cfg.eval.wrong_video and (wrong / "metrics.json").is_file():
+        from stepkit.errors import StepkitError
+        from stepkit.evaluate.runner import perception_gate_runs
+
+        try:  # the perception gate: own frames vs another video's, 1-step questions
+            row["gate"] = perception_gate_runs(rd / "eval", wrong, steps="1")
+        except StepkitError as exc:
+            row["gate"] = {"passed": False, "reason": str(exc)}
+        row["eval_wrong_video"] = {"overall": (read_json_or_none(wrong / "metrics.json") or {}).get("overall")}
     fa = metrics.get("faithfulness")
     if isinstance(fa, dict):  # eval.mode reason: faithfulness of the held-out rationales by steps bucket
         row["eval"]["faithfulness"] = {key: fa.get(key) for key in ("overall", "by_steps_bucket")}
