@@ -400,19 +400,28 @@ class Distractors:
             said = cand.question
             said_q = (said.lower(), _norm(said))
 
+            as_answer, as_option, m = self.as_answer, self.as_option, self.n - 1
+
             def ok(v: str) -> bool:
                 # ``truth`` already holds the synonyms, hypernyms and entailments of what is true
-                return (v != ans and fits(v) and not conflicts(v, ans) and v not in truth
-                        and not answer_in_question(said, v, said_q)
-                        and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v)
-                        and self.as_answer[(kind, v)] * (self.n - 1) - self.as_option[(kind, v)] > -DISTRACTOR_SLACK)
+                # (cheap tests first)
+                return (v != ans and v not in truth
+                        and as_answer.get((kind, v), 0) * m - as_option.get((kind, v), 0) > -DISTRACTOR_SLACK
+                        and fits(v) and not conflicts(v, ans) and not answer_in_question(said, v, said_q)
+                        and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v))
 
-            def take(values: list[str]) -> None:
-                vals = sorted(set(values))
+            def score(v: str) -> float:
+                return -(as_answer.get((key, v), 0) * m - as_option.get((key, v), 0)
+                         + as_answer.get((kind, v), 0) * m - as_option.get((kind, v), 0))
+
+            def take(values: list[str], unique: bool = False) -> None:
+                if len(picks) >= m:
+                    return
+                vals = list(values) if unique else sorted(set(values))
                 if len(vals) > 24:  # a seeded sample of a big vocabulary is enough to choose from
                     vals = self.rng.sample(vals, 24)
                 self.rng.shuffle(vals)
-                vals.sort(key=lambda v: -self._score(key, v))
+                vals.sort(key=score)
                 for v in vals:
                     if len(picks) >= self.n - 1:
                         return
@@ -421,8 +430,7 @@ class Distractors:
 
             take([c for c in cand.near if c != ans])
             take([c for c in cand.conflicts if c != ans])
-            if len(picks) < self.n - 1:
-                take(self._everything(kind))
+            take(self._everything(kind), unique=True)
         if len(picks) < MIN_OPTIONS - 1:
             return None
         n = len(picks[: self.n - 1]) + 1
@@ -503,6 +511,7 @@ class Generator:
         bal = self.balancer
         sampler.slot_ok = lambda qtype, slot, answer: bal.accepts_skeleton(
             f"slot|{qtype}|{slot[0] or ''}|{slot[1] or ''}", answer, False)
+        sampler.balance_ok = bal.accepts_skeleton
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []
@@ -553,11 +562,20 @@ class Generator:
         lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
         need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
         sampler.force_anchor = need_anchor
+        if need_anchor:
+            # while anchors are short, only types that can still give one are drawn (but the last attempt)
+            anchorable = [t for t in feasible if t not in UNANCHORED_TYPES and failing[("unanchored", t, steps)] < 2]
+            a_cum = list(itertools.accumulate(weights[t] for t in anchorable))
         for attempt in range(budget):
-            qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
             late = attempt >= budget - 1
-            if need_anchor and not late and (qtype in UNANCHORED_TYPES or failing[("unanchored", qtype, steps)] >= 2):
-                continue
+            if need_anchor and not late:
+                if not anchorable:
+                    continue
+                qtype = lagging if attempt < 2 and lagging in anchorable else rng.choices(anchorable, cum_weights=a_cum)[0]
+                if failing[("unanchored", qtype, steps)] >= 2:
+                    continue
+            else:
+                qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
             bucket = (qtype, steps)
             if qtype == "existence":
                 want = self.balancer.want_yesno(bucket)

@@ -155,6 +155,8 @@ class Sampler:
         self.force_anchor = False  # set by the generator while the anchored share is below its target
         # whether the generator's balance would take this answer in this slot (set by the generator)
         self.slot_ok = lambda qtype, slot, answer: True
+        # whether the generator's balance would take this answer under this key (set by the generator)
+        self.balance_ok = lambda key, answer, yesno: True
         # (template, phrasing) -> records accepted with it; shared with the generator
         self.phrase_counts: Counter = Counter()
         self.phrasing: tuple[str, str] | None = None
@@ -391,15 +393,22 @@ class Sampler:
         return got
 
     def anchor(self, b: Builder, depth: int, exclude: frozenset = frozenset(),
-               modes: tuple[str, ...] = ("before", "after", "while"), viable=None) -> tuple[int, str, str]:
+               modes: tuple[str, ...] = ("before", "after", "while"), viable=None,
+               static: tuple | None = None) -> tuple[int, str, str]:
         """A localize node on a uniquely mentioned event (2 + ``depth`` steps); returns (node, phrase, mode).
         ``viable(window_events, anchor_twins)``: whether the question can use a window at all; windows
-        it refuses are passed over before the anchor's mention is built."""
+        it refuses are passed over before the anchor's mention is built. ``static``: a key under which
+        ``viable`` depends on the anchor alone, so the anchors it takes are found once per graph."""
         ctx = self.ctx
         mode = self._pick(modes)
         pool = self._memo(("anchor-pool", mode, depth > 0), lambda: [
             i for i in (list(ctx.actions) + (list(ctx.relations) if mode == "while" else []))
             if self._mention_ok(i, depth > 0)])
+        if viable is not None and static is not None:
+            base = pool
+            pool = self._memo(("anchor-viable", static, mode, depth > 0), lambda: [
+                i for i in base if viable(self.window_set(i, mode), self.twins.get(i, {i}))])
+            viable = None
         bad = exclude | self.avoid_edges
         if bad:
             pool = [i for i in pool if i not in bad]
@@ -439,7 +448,7 @@ class Sampler:
         return any(not self.plain.get(x, True) for x in (th, agent) if x)
 
     def _maybe_anchor(self, b: Builder, extra: int, p: float = ANCHOR_P,
-                      viable=None) -> tuple[int | None, str, int]:
+                      viable=None, static: tuple | None = None) -> tuple[int | None, str, int]:
         """Spend 2+ of ``extra`` steps on an anchor with probability ``p``; returns (node, phrase, left).
         ``viable(window_events, anchor_twins, left)``: whether the rest of the question can be built in
         a window (checked before the anchor is)."""
@@ -447,7 +456,7 @@ class Sampler:
             d = self.rng.randrange(0, min(extra - 2, 1) + 1)
             left = extra - 2 - d
             check = None if viable is None else (lambda inw, excl: viable(inw, excl, left))
-            w, phrase, _ = self.anchor(b, d, viable=check)
+            w, phrase, _ = self.anchor(b, d, viable=check, static=None if static is None else (static, left))
             return w, phrase, extra - 2 - d
         return None, "", extra
 
@@ -719,6 +728,10 @@ class Sampler:
             pool = self._memo(("t-mention", n > 3), lambda: [i for i in ctx.actions if self._mention_ok(i, n > 3)])
             if n == 3:
                 pool = [i for i in pool if ("temporal", mode, i) not in self.done]
+            # the verb that follows an anchor verb is balanced (a script): pass over anchors whose
+            # answer the balance would refuse before building them
+            pool = [i for i in pool if self.balance_ok(f"temporal|{mode}|{ctx.events[i].verb}",
+                                                       self._next_verb(i, mode), False)]
             eid = self._pick(pool)
             ei, ph = self.mention_event(b, eid, n - 3)
             self.anchor_events |= self.twins.get(eid, {eid})
@@ -752,6 +765,16 @@ class Sampler:
                          near=[ctx.action_phrase(i) for i in b.values[f]],
                          balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
 
+    def _next_verb(self, eid: str, mode: str) -> str | None:
+        """The verb of the action right before / after ``eid`` (None when there is none)."""
+        key = ("next-verb", eid, mode)
+        got = self._cache.get(key, 0)
+        if got == 0:
+            inw = self.window_set(eid, mode)
+            acts = [i for i in self.ctx.actions if i in inw]
+            got = self._cache[key] = (self.ctx.events[acts[-1 if mode == "before" else 0]].verb if acts else None)
+        return got
+
     def _q_ordinal_anchored(self, b, n):
         """The k-th event in a window: "What was the second thing that happened after ...?" (3
         steps), or the k-th object a verb was done to in it (4 steps)."""
@@ -783,7 +806,7 @@ class Sampler:
             def viable(inw, excl, left):
                 evs = [i for i in every if i in inw]
                 return any(ks_verb(evs, v) for v in {ctx.events[i].verb for i in evs if i in obj_set})
-        w, anchor, extra = self._maybe_anchor(b, 2, p=1.0, viable=viable)
+        w, anchor, extra = self._maybe_anchor(b, 2, p=1.0, viable=viable, static=("ordinal", n))
         acts = b.add("actions", [w])
         evs = list(b.values[acts])
         if n == 3:
@@ -881,7 +904,8 @@ class Sampler:
             # how many things happened in a window (localize + its event + count)
             n_acts = len(ctx.actions)
             w, anchor, _ = self._maybe_anchor(
-                b, 2, p=1.0, viable=lambda inw, excl, left: sum(1 for i in ctx.actions if i in inw) != n_acts)
+                b, 2, p=1.0, viable=lambda inw, excl, left: sum(1 for i in ctx.actions if i in inw) != n_acts,
+                static=("counting-window",))
             acts = b.add("actions", [w])
             c = b.add("count", [acts])
             if b.values[c] == len(ctx.actions):
@@ -918,7 +942,7 @@ class Sampler:
                 if k == len(b.values[acts]) or (w is not None and k == sum(
                         1 for i in ctx.actions if ctx.events[i].verb == verb)):
                     continue
-                if str(k) not in avoid:
+                if str(k) not in avoid and self.slot_ok("counting", (verb, None), str(k)):
                     break
             self._mark_asked(b.values[f])
             question = self._fill("counting_any", something=verb_something(verb), anchor=anchor)
@@ -955,7 +979,7 @@ class Sampler:
                                                               if ctx.events[i].verb == verb} - {None}):
                     continue
             c = b.add("count", [f])
-            if str(b.values[c]) not in avoid:
+            if str(b.values[c]) not in avoid and self.slot_ok("counting", (verb, None), str(b.values[c])):
                 break
         if c is None:
             raise Reject("no-candidate")
@@ -1002,7 +1026,7 @@ class Sampler:
             return any(i not in inw and i not in excl and not any(j in inw and j not in excl for j in partners[i][1])
                        for i in pool)
 
-        w, anchor, extra = self._maybe_anchor(b, n - 2, viable=viable)
+        w, anchor, extra = self._maybe_anchor(b, n - 2, viable=viable, static=("existence", want, use_rel))
         src = [w] if w is not None else []
         pool = [i for i in pool if i not in self.anchor_events]
         ds, do = _split(self.rng, extra, 2)
