@@ -48,6 +48,8 @@ GIVE_UP_AFTER = 5
 # mix needs most (the mix then still holds within a few points).
 STEP_SLACK = 0.01
 DEAD_AFTER = 6
+# Failures in a row after which a (type, steps) pair is no longer tried first for a graph's slots.
+LAGGING_RETRIES = 3
 # Types whose questions are never anchored in time (a comparison states its two events).
 UNANCHORED_TYPES = frozenset({"comparison"})
 
@@ -559,7 +561,10 @@ class Generator:
         # First try the type furthest below its requested share (so the type mix follows the
         # request where the graphs allow), then draw types by weight.
         n1 = self.total + 1
-        lagging = max(feasible, key=lambda t: (weights[t] * n1 - type_counts[t], t))
+        # (a type that has just failed on this graph is not forced first again: the lagging type
+        # of the whole run is often one this graph has little of)
+        fresh = [t for t in feasible if failing[(t, steps)] < LAGGING_RETRIES] or feasible
+        lagging = max(fresh, key=lambda t: (weights[t] * n1 - type_counts[t], t))
         need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
         sampler.force_anchor = need_anchor
         if need_anchor:

@@ -743,7 +743,7 @@ class Sampler:
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
                              conflicts, self._also([b.values[q]]), asked=(b.values[s],),
-                             near=[ctx.action_phrase(i) for i in b.values[acts]],
+                             near=self._same_thing(eid) + [ctx.action_phrase(i) for i in b.values[acts]],
                              balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False),
                              once=("temporal", mode, eid) if n == 3 else None)
         agent = self._pick(agents)
@@ -762,8 +762,22 @@ class Sampler:
         conflicts = self._memo(("c-agent", agent), lambda: [ctx.action_phrase(i) for i in self.acts_by_agent[agent]])
         return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts,
                          self._also([b.values[q]]), asked=(b.values[s],),
-                         near=[ctx.action_phrase(i) for i in b.values[f]],
+                         near=self._same_thing(eid) + [ctx.action_phrase(i) for i in b.values[f]],
                          balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
+
+    def _same_thing(self, eid: str) -> list[str]:
+        """Phrases of the other actions on the thing an anchor action is done to ("open the door"
+        after "walk to the door"): the first distractors of a what-happened-next question, since
+        the action that follows is often done to the same thing, which would otherwise tell the
+        answer from the wording alone."""
+        ctx = self.ctx
+        th = self.thing(ctx.events[eid])
+        if th is None:
+            return []
+        lab = ctx.label(th)
+        return self._memo(("same-thing", eid), lambda: [
+            ctx.action_phrase(i) for i in ctx.actions if i != eid and self.thing(ctx.events[i]) is not None
+            and ctx.label(self.thing(ctx.events[i])) == lab])
 
     def _next_verb(self, eid: str, mode: str) -> str | None:
         """The verb of the action right before / after ``eid`` (None when there is none)."""
