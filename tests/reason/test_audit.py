@@ -224,9 +224,12 @@ def test_frames_count_phrasings_not_noun_lengths():
     d = diversity(["What did the person take after opening the door?", "What did the person put down after washing the red cup?",
                    "After opening the door, what did the person take?", "Which object did the person take next?"],
                   ["t1", "t1", "t1", "t2"], [3, 3, 3, 2])
-    assert d["phrasings_per_template"] == {"min": 1, "median": 2, "max": 2}
-    assert d["templates_under_3_phrasings"] == ["t1", "t2"]
+    assert d["phrasings_per_template"] == {"min": 1, "median": 2, "max": 2}  # too few records: all judged
+    assert d["templates_under_3_phrasings"] == ["t1", "t2"] and d["templates_with_few_records"] == ["t1", "t2"]
     assert d["anchor_share"] == 0.75 and d["distinct_question_ratio"] == 1.0
+    qs = [f"What did the person take after opening door {i}?" for i in range(12)] + ["Which object did he take next?"]
+    d = diversity(qs, ["t1"] * 12 + ["t2"], [3] * 13)
+    assert d["templates_under_3_phrasings"] == ["t1"] and d["templates_with_few_records"] == ["t2"]
 
 
 def test_skeleton_masks_content_words():

@@ -49,6 +49,7 @@ from stepkit.errors import DataError
 DEFAULT_MARGIN = 1.0
 DEFAULT_FOLDS = 5
 MIN_SKELETON_RECORDS = 5
+MIN_TEMPLATE_RECORDS = 10
 EXAMPLES = 5
 
 # Steps whose ablation passes their first input through.
@@ -837,9 +838,12 @@ def diversity(questions: Sequence[str], templates: Sequence[str], steps: Sequenc
     anchored = [bool(ANCHOR_RE.search(q.lower())) for q in questions]
     multi = [a for a, s in zip(anchored, steps) if s is not None and s >= 2]
     per_t: dict[str, set[str]] = defaultdict(set)
+    n_t: Counter = Counter(templates)
     for t, q in zip(templates, questions):
         per_t[t].add(frame(q))
-    counts = sorted(len(v) for v in per_t.values())
+    # a template asked fewer than MIN_TEMPLATE_RECORDS times cannot show its phrasings
+    judged = {t: v for t, v in per_t.items() if n_t[t] >= MIN_TEMPLATE_RECORDS} or per_t
+    counts = sorted(len(v) for v in judged.values())
     words_kind = Counter()
     for q in questions:
         for w in ("before", "after", "while", "during", "when", "until", "then"):
@@ -855,7 +859,8 @@ def diversity(questions: Sequence[str], templates: Sequence[str], steps: Sequenc
         "anchor_words": dict(sorted(words_kind.items())),
         "templates": len(per_t),
         "phrasings_per_template": {"min": counts[0], "median": counts[len(counts) // 2], "max": counts[-1]},
-        "templates_under_3_phrasings": sorted(t for t, v in per_t.items() if len(v) < 3),
+        "templates_under_3_phrasings": sorted(t for t, v in judged.items() if len(v) < 3),
+        "templates_with_few_records": sorted(t for t in per_t if n_t[t] < MIN_TEMPLATE_RECORDS),
         "mean_question_words": round(sum(len(words(q)) for q in questions) / n, 2),
     }
 
