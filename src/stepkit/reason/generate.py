@@ -34,6 +34,9 @@ MAX_STEPS = 8
 # Balance: within a (type, steps) bucket no answer may pass this share (checked online, so it
 # holds at every size past the small-bucket allowance); yes/no counts stay within YESNO_SLACK.
 ANSWER_CAP = 0.345
+# Counts have more values than a question has options, and the smallest ones ("0", "1") would
+# otherwise be a good bet whenever offered: no count passes this share of its bucket.
+COUNT_CAP = 0.28
 SMALL_BUCKET_ALLOWANCE = 3
 YESNO_SLACK = 2
 # Inside one question skeleton (the question with its content words masked) no answer may pass
@@ -231,12 +234,16 @@ class Balancer:
             other = "no" if answer == "yes" else "yes"
             return c[answer] + 1 - c[other] <= YESNO_SLACK
         n = sum(c.values())
-        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, ANSWER_CAP * (n + 1))
+        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, self._cap(bucket) * (n + 1))
+
+    @staticmethod
+    def _cap(bucket: tuple[str, int]) -> float:
+        return COUNT_CAP if bucket[0] == "counting" else ANSWER_CAP
 
     def saturated(self, bucket: tuple[str, int]) -> frozenset[str]:
         """Answers the bucket cannot take now."""
         c = self.counts[bucket]
-        cap = max(SMALL_BUCKET_ALLOWANCE, ANSWER_CAP * (sum(c.values()) + 1))
+        cap = max(SMALL_BUCKET_ALLOWANCE, self._cap(bucket) * (sum(c.values()) + 1))
         return frozenset(a for a, k in c.items() if k + 1 > cap)
 
     def add(self, bucket: tuple[str, int], answer: str, skel: str | None = None) -> None:
