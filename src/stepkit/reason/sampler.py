@@ -830,8 +830,11 @@ class Sampler:
             q = b.add("query", [s], field="action")
             question = self._fill("ordinal_any", ord=ordw, anchor=anchor)
             conflicts = [ctx.action_phrase(i) for i in evs]
+            verb = ctx.events[b.values[s]].verb
             return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
-                             self._also([b.values[q]]), asked=(b.values[s],))
+                             self._also([b.values[q]]), asked=(b.values[s],),
+                             near=[ctx.action_phrase(i) for i in ctx.actions if ctx.events[i].verb == verb],
+                             balance=(f"ordinal|{b.values[w].mode}|{ordw}", verb, False))
         verbs = sorted({ctx.events[i].verb for i in evs if i in obj_set})
         verb = self._pick([v for v in verbs if ks_verb(evs, v)])
         f = b.add("filter_events", [acts], label=verb, roles=[])
@@ -860,9 +863,14 @@ class Sampler:
             q = b.add("query", [s], field="action")
             question = self._fill("ordinal_any", ord=ordw, anchor=" in the video")
             conflicts = self._memo(("c-acts",), lambda: [ctx.action_phrase(i) for i in ctx.actions])
+            # what happens first in a video is a script ("pick up" before "put down"): the answer's
+            # verb is balanced per ordinal, and other actions with that verb are the first distractors
+            verb = ctx.events[b.values[s]].verb
             return Candidate("ordinal", "ordinal_any", b, question, b.values[q], "action", {"ord": ordw}, conflicts,
                              self._also([b.values[q]]), asked=(b.values[s],),
-                             once=("ordinal", k) if ordw != "last" else None)
+                             once=("ordinal", k) if ordw != "last" else None,
+                             near=[ctx.action_phrase(i) for i in ctx.actions if ctx.events[i].verb == verb],
+                             balance=(f"ordinal|{ordw}", verb, False))
         agents = self._memo(("o-agents", n > 2), lambda: [
             a for a, evs in self.acts_by_agent.items() if len(self.acts_by_agent) >= 2 and len(evs) >= 2
             and self._plain_ok(a, n - 2)])
