@@ -374,6 +374,10 @@ def run_replicate(cfg: ReplicateConfig, *, on_stage: OnStage | None = None,
     """Run (or resume) every stage, then write ``OUT/results.json``, ``results.md`` and the plot; returns the table."""
     from stepkit.locks import output_lock
 
+    from dataclasses import replace
+
+    # absolute paths throughout: graphs written by `induce` name their videos as given on its command line
+    cfg = replace(cfg, out=str(Path(cfg.out).resolve()))
     with output_lock(Path(cfg.out)):  # one study per folder
         return _run_replicate(cfg, on_stage=on_stage, env=env, results=results)
 
