@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# At module level: when the test body runs, `conftest` in sys.modules is whichever folder's came last.
+from conftest import quick_config  # noqa: E402
 from stepkit.train.loss import (
     ANSWER,
     IGNORE_INDEX,
@@ -136,8 +138,6 @@ def _family_batch(family, qa_dir, tiny_models, tmp_path):
     from stepkit.data.record import load_records
     from stepkit.train.collate import DataCollator, VideoChatEncoder, build_specs
     from stepkit.train.trainer import load_model
-
-    from conftest import quick_config
 
     cfg = quick_config(qa_dir, tiny_models(family), tmp_path / family)
     model, processor, fam = load_model(cfg)
