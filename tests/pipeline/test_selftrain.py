@@ -58,8 +58,11 @@ def test_bundled_configs_load_and_plan() -> None:
     for name in ("demo.yaml", "selftrain-world.yaml"):
         cfg = load_config(root / name)
         names = [(s.round, s.name) for s in plan(cfg)]
-        assert names[:5] == [(0, "world"), (0, "heldout"), (0, "questions"), (0, "model"), (0, "eval")]
-        assert [n for r, n in names if r == cfg.rounds] == ["induce", "score", "generate", "train", "eval"]
+        control = ["eval-wrong-video"] if cfg.eval.wrong_video else []
+        assert [n for r, n in names if r == 0] == ["world", "heldout", "questions", "model", *control, "eval"]
+        assert [n for r, n in names if r == cfg.rounds] == ["induce", "score", "generate", "train", *control, "eval"]
+    # the demo scores every model with another video's frames too (the perception gate)
+    assert load_config(root / "demo.yaml").eval.wrong_video
 
 
 def test_each_round_trains_the_previous_rounds_model() -> None:
@@ -144,5 +147,6 @@ def test_demo_dry_run_plans_one_round(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--dry-run"])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert len(lines) == 10 and "stepkit induce" in lines[5] and "--backend world" in lines[5]
-    assert "stepkit train" in lines[8] and "--lambda-rationale 1.0" in lines[8]
+    assert len(lines) == 12 and "stepkit induce" in lines[6] and "--backend world" in lines[6]
+    assert "stepkit train" in lines[9] and "--lambda-rationale 1.0" in lines[9]
+    assert all("--videos-from shuffle" in lines[i] for i in (4, 10))
