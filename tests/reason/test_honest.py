@@ -328,3 +328,17 @@ def test_same_graphs_and_seed_same_bytes(charades_run, tmp_path):
     root, _, _ = charades_run
     generate(root / "graphs", tmp_path / "again", GenerateConfig(per_video=30, seed=0))
     assert (tmp_path / "again" / "qa.jsonl").read_bytes() == (root / "qa" / "qa.jsonl").read_bytes()
+
+
+def test_empty_searches_name_what_they_looked_for(tmp_path):
+    """"We find no moment when the person walked to." used to deny every walk: the target role and
+    an object absent from the video were dropped from the clause."""
+    from stepkit.reason.bench import _world_graphs
+
+    graphs = _world_graphs(10, tmp_path / "g", seed=31)
+    generate(graphs, tmp_path / "qa", GenerateConfig(per_video=50, seed=0))
+    empty = [s.text for rec in iter_records(tmp_path / "qa") for s in rec.rationale
+             if s.text.startswith("We find no moment")]
+    assert len(empty) > 20
+    dangling = [t for t in empty if re.search(r"\b(to|at|on|in|with|from|into|onto)\.$", t)]
+    assert dangling == []

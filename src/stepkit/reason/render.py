@@ -8,7 +8,7 @@ from typing import Any
 from stepkit.data.record import RationaleStep
 from stepkit.graph.types import Action
 from stepkit.reason.lexicon import (action_words, cap, clean, fmt_time, is_person_label, noun, ordinal, past, phrases,
-                                    with_object)
+                                    verb_something)
 from stepkit.reason.ops import GraphContext, TraceStep, Window
 
 _MAX_LISTED = 3
@@ -102,12 +102,29 @@ def _none_clause(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> str
                      trace[t.inputs[0]].op != "relations")
     label = t.args.get("label")
     who = _phrase(ctx, role_objs.get("agent") or role_objs.get("subject") or [], "anyone" if is_action else "anything")
-    what = _phrase(ctx, role_objs.get("object") or [], "")
+    what = _role_phrase(ctx, trace, t, role_objs, "object")
     if is_action:
-        verb = past(label) if label else "did something to"
-        return f"{who} {with_object(verb, label or '', what) if label else verb + ' ' + (what or 'anything')}"
+        if not label:
+            return f"{who} did something to {what or 'anything'}"
+        target = _role_phrase(ctx, trace, t, role_objs, "target")
+        if not what and not target:  # no participant asked about: "walked to anything", "sneezed"
+            return f"{who} {past(verb_something(label)).replace('something', 'anything')}"
+        return f"{who} {action_words(past(label), label, what, target)}"
     pred = clean(label) if label else "related to"
     return f"{who} was {pred} {what or 'anything'}"
+
+
+def _role_phrase(ctx: GraphContext, trace: list[TraceStep], t: TraceStep,
+                 role_objs: dict[str, list[str]], role: str) -> str:
+    """The participant a search asked for in ``role``; one absent from the video is named by its
+    label ("the sofa"), not dropped, so the clause never denies every such event."""
+    if role_objs.get(role):
+        return _phrase(ctx, role_objs[role], "")
+    if role not in role_objs or t.op == "hop":
+        return ""
+    src = trace[t.inputs[1 + list(t.args.get("roles", [])).index(role)]]
+    label = src.args.get("label") if src.op == "objects" else None
+    return f"the {noun(label)}" if label else ""
 
 
 def _searched(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> list[str]:
