@@ -26,8 +26,55 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
+class ConfigFile:
+    """The JSON form shared by the trainers' configs: dicts, the saved file, help texts, defaults."""
+
+    KIND = "train config"  # how errors name it
+    FILE = CONFIG_FILE  # the file a run folder holds
+    ABSENT = "no training config here"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        """Build from a dict; ConfigError on unknown fields."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{cls.KIND}: unknown field(s) {unknown}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Read the config file (a file or a folder holding one)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / cls.FILE
+        try:
+            return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: {cls.ABSENT}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: invalid JSON: {exc.msg}") from None
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text."""
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Field name -> default value."""
+        out = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            out[f.name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        return out
+
+
 @dataclass
-class StepTrainConfig:
+class StepTrainConfig(ConfigFile):
     """Everything a STEP fine-tuning run depends on (saved as ``step_config.json`` in every checkpoint)."""
 
     qa: str = _f("", "Q/R/A folder (holding qa.jsonl) or a qa.jsonl file.")
@@ -122,42 +169,3 @@ class StepTrainConfig:
         if self.learning_rate is not None:
             return float(self.learning_rate)
         return 2e-4 if self.lora else 1e-5
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StepTrainConfig:
-        """Build from a dict; ConfigError on unknown fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"train config: unknown field(s) {unknown}")
-        return cls(**d)
-
-    @classmethod
-    def load(cls, path: str | Path) -> StepTrainConfig:
-        """Read ``step_config.json`` (a file or a folder holding one)."""
-        p = Path(path)
-        if p.is_dir():
-            p = p / CONFIG_FILE
-        try:
-            return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no training config here") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}: invalid JSON: {exc.msg}") from None
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text."""
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Field name -> default value."""
-        out = {}
-        for f in fields(cls):
-            out[f.name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
-        return out

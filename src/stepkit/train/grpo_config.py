@@ -10,13 +10,10 @@ rollout, reward and KL fields, named as in TRL's ``GRPOConfig`` where TRL has th
 
 from __future__ import annotations
 
-import json
-from dataclasses import MISSING, asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 from stepkit.errors import ConfigError
-from stepkit.train.config import CONFIG_VERSION, PRECISIONS, _f
+from stepkit.train.config import CONFIG_VERSION, PRECISIONS, ConfigFile, _f
 from stepkit.train.rewards import FORMATS, RewardWeights
 
 GRPO_CONFIG_FILE = "grpo_config.json"
@@ -29,8 +26,12 @@ GRPO_SESSION_FIELDS = ("stop_after_steps", "max_steps", "epochs", "save_steps", 
 
 
 @dataclass
-class StepGRPOConfig:
+class StepGRPOConfig(ConfigFile):
     """Everything a GRPO run depends on (saved as ``grpo_config.json`` in every checkpoint)."""
+
+    KIND = "grpo config"
+    FILE = GRPO_CONFIG_FILE
+    ABSENT = "no GRPO config here"
 
     method: str = _f("grpo", "Training method this config is for (always 'grpo'; `stepkit train --method`).")
     qa: str = _f("", "Q/R/A folder (holding qa.jsonl) or a qa.jsonl file: the questions rolled out, with the "
@@ -187,42 +188,3 @@ class StepGRPOConfig:
         if self.learning_rate is not None:
             return float(self.learning_rate)
         return 2e-4 if self.lora else 1e-6
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StepGRPOConfig:
-        """Build from a dict; ConfigError on unknown fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"grpo config: unknown field(s) {unknown}")
-        return cls(**d)
-
-    @classmethod
-    def load(cls, path: str | Path) -> StepGRPOConfig:
-        """Read ``grpo_config.json`` (a file or a folder holding one)."""
-        p = Path(path)
-        if p.is_dir():
-            p = p / GRPO_CONFIG_FILE
-        try:
-            return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no GRPO config here") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}: invalid JSON: {exc.msg}") from None
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text."""
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Field name -> default value."""
-        out = {}
-        for f in fields(cls):
-            out[f.name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
-        return out
