@@ -703,6 +703,7 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
         _reached_max_steps,
         _trainer_classes,
         _trim_loss_log,
+        checkpoint_to_resume,
         load_model,
         training_arguments,
     )
@@ -710,11 +711,7 @@ def train_grpo(cfg: StepGRPOConfig, *, resume: bool = False, extra_callbacks: li
     cfg.validate()
     t_start = time.time()
     out = Path(cfg.out)
-    ckpt = latest_checkpoint(out) if resume else None
-    if resume and ckpt is None:
-        raise ConfigError(f"{out}: nothing to resume (no checkpoint-N folder with a trainer_state.json)")
-    if not resume and latest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or pick a new folder")
+    ckpt = checkpoint_to_resume(out, resume)
     qf = qa_file(cfg.qa)
     records = load_records(qf)
     if not records:

@@ -64,6 +64,17 @@ def latest_checkpoint(out: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_to_resume(out: Path, resume: bool) -> Path | None:
+    """The checkpoint a run starts from: the latest with ``resume``; an error if there is none to
+    resume, or if a fresh run would write over checkpoints."""
+    ckpt = latest_checkpoint(out)
+    if resume and ckpt is None:
+        raise ConfigError(f"{out}: nothing to resume (no checkpoint-N folder with a trainer_state.json)")
+    if not resume and ckpt is not None:
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or pick a new folder")
+    return ckpt if resume else None
+
+
 def resume_config(out: str | os.PathLike, overrides: dict[str, Any] | None = None) -> tuple[StepTrainConfig, Path]:
     """The config of the run in ``out`` (read from its latest checkpoint) and that checkpoint.
 
@@ -408,11 +419,7 @@ def train(cfg: StepTrainConfig, *, resume: bool = False, extra_callbacks: list |
     cfg.validate()
     t_start = time.time()
     out = Path(cfg.out)
-    ckpt = latest_checkpoint(out) if resume else None
-    if resume and ckpt is None:
-        raise ConfigError(f"{out}: nothing to resume (no checkpoint-N folder with a trainer_state.json)")
-    if not resume and latest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or pick a new folder")
+    ckpt = checkpoint_to_resume(out, resume)
     records = load_records(qa_file(cfg.qa))
     if not records:
         raise DataError(f"{cfg.qa}: no Q/R/A records")
