@@ -26,7 +26,8 @@ from typing import Any
 from stepkit.errors import ConfigError, DataError
 from stepkit.train.grpo_config import GRPO_CONFIG_FILE, GRPO_SESSION_FIELDS, StepGRPOConfig
 from stepkit.train.rewards import TAGS_INSTRUCTION, CompletionReward, group_advantages, score_completion, temporal_bonus
-from stepkit.train.trainer import LOSS_LOG, MANIFEST_FILE, SUMMARY, TrainResult, latest_checkpoint, qa_file
+from stepkit.train.trainer import (LOSS_LOG, MANIFEST_FILE, SUMMARY, TrainResult, append_loss_log,
+                                   latest_checkpoint, qa_file)
 
 REWARD_TERMS = ("answer", "format", "faithfulness", "temporal")
 # What each log line reports (means over the completions, or groups, since the last log, all ranks).
@@ -595,12 +596,7 @@ def _run_files_callback(cfg: StepGRPOConfig, manifest: dict[str, Any]):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and "loss" in logs:
-                from datetime import datetime, timezone
-
-                row = {"step": state.global_step, "epoch": state.epoch,
-                       "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **logs}
-                with open(Path(args.output_dir) / LOSS_LOG, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row, sort_keys=True) + "\n")
+                append_loss_log(args.output_dir, state, logs)
             return control
 
     return GRPOFilesCallback()

@@ -64,6 +64,16 @@ def latest_checkpoint(out: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def append_loss_log(out: str | os.PathLike, state: Any, logs: dict[str, Any]) -> None:
+    """One ``loss_log.jsonl`` line: step, epoch, a UTC timestamp and the logged figures."""
+    from datetime import datetime, timezone
+
+    row = {"step": state.global_step, "epoch": state.epoch,
+           "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **logs}
+    with open(Path(out) / LOSS_LOG, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+
+
 def checkpoint_to_resume(out: Path, resume: bool) -> Path | None:
     """The checkpoint a run starts from: the latest with ``resume``; an error if there is none to
     resume, or if a fresh run would write over checkpoints."""
@@ -289,12 +299,7 @@ def _trainer_classes():
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and "loss" in logs:
-                from datetime import datetime, timezone
-
-                row = {"step": state.global_step, "epoch": state.epoch,
-                       "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **logs}
-                with open(Path(args.output_dir) / LOSS_LOG, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row, sort_keys=True) + "\n")
+                append_loss_log(args.output_dir, state, logs)
             return control
 
     class StopAfterCallback(TrainerCallback):
