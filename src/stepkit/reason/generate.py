@@ -129,7 +129,9 @@ class GenerateConfig:
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+@lru_cache(maxsize=16384)
 def _norm(text: str) -> str:
+    # cached: the same option values are tested against question after question
     return " " + _NON_WORD.sub(" ", text.lower()).strip() + " "
 
 
@@ -175,6 +177,7 @@ def _template_words() -> frozenset[str]:
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=8192)
 def skeleton(question: str) -> str:
     """The question with its content words masked: every word that is not template wording becomes
     ``_`` (runs collapse), so "What did the man pick up?" and "What did the woman open?" share one."""
@@ -205,6 +208,12 @@ def _reuses_asked_event(cand: Candidate, sampler: Sampler) -> bool:
     return False
 
 
+@lru_cache(maxsize=16384)
+def _slot_key(qtype: str, slot: tuple[str | None, str | None]) -> str:
+    """The balance key of a question type's slot (cached: the sampler asks it of every candidate)."""
+    return f"slot|{qtype}|{slot[0] or ''}|{slot[1] or ''}"
+
+
 class Balancer:
     """Online answer balancing inside each (type, steps) bucket and each question skeleton."""
 
@@ -219,8 +228,10 @@ class Balancer:
         if yesno:
             other = "no" if answer == "yes" else "yes"
             return c[answer] + 1 - c[other] <= YESNO_SLACK
-        n = sum(c.values())
-        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, self.skeleton_cap * (n + 1))
+        k = c[answer] + 1
+        if k <= SMALL_BUCKET_ALLOWANCE:  # within the allowance whatever the total (the common case)
+            return True
+        return k <= max(SMALL_BUCKET_ALLOWANCE, self.skeleton_cap * (sum(c.values()) + 1))
 
     def want_yesno(self, bucket: tuple[str, int]) -> str:
         """The yes/no answer this bucket needs next."""
@@ -233,8 +244,10 @@ class Balancer:
         if yesno:
             other = "no" if answer == "yes" else "yes"
             return c[answer] + 1 - c[other] <= YESNO_SLACK
-        n = sum(c.values())
-        return c[answer] + 1 <= max(SMALL_BUCKET_ALLOWANCE, self._cap(bucket) * (n + 1))
+        k = c[answer] + 1
+        if k <= SMALL_BUCKET_ALLOWANCE:
+            return True
+        return k <= max(SMALL_BUCKET_ALLOWANCE, self._cap(bucket) * (sum(c.values()) + 1))
 
     @staticmethod
     def _cap(bucket: tuple[str, int]) -> float:
@@ -390,13 +403,14 @@ class Distractors:
             lo, hi = list(range(max(0, k - 5), k)), list(range(k + 1, k + 6))
             self.rng.shuffle(lo)
             self.rng.shuffle(hi)
-            lo.sort(key=lambda x: -self._score(key, str(x)))
-            hi.sort(key=lambda x: -self._score(key, str(x)))
+            score_of = {x: self._score(key, str(x)) for x in lo + hi}  # (nothing changes them meanwhile)
+            lo.sort(key=lambda x: -score_of[x])
+            hi.sort(key=lambda x: -score_of[x])
             low_rank = min(self.count_ranks[r] for r in ranks)
 
             def owed(r: int) -> float:
                 chosen = lo[:r] + hi[: self.n - 1 - r]
-                return sum(self._score(key, str(x)) for x in chosen) - (self.count_ranks[r] - low_rank)
+                return sum(score_of[x] for x in chosen) - (self.count_ranks[r] - low_rank)
 
             rho = max(ranks, key=owed)
             picks = [str(x) for x in sorted(lo[:rho] + hi[: self.n - 1 - rho])]
@@ -518,8 +532,7 @@ class Generator:
         sampler = Sampler(ctx, rng, label_pool=sorted(self.labels), verb_pool=sorted(self.verbs), prior=self.prior)
         sampler.phrase_counts = self.phrase_counts
         bal = self.balancer
-        sampler.slot_ok = lambda qtype, slot, answer: bal.accepts_skeleton(
-            f"slot|{qtype}|{slot[0] or ''}|{slot[1] or ''}", answer, False)
+        sampler.slot_ok = lambda qtype, slot, answer: bal.accepts_skeleton(_slot_key(qtype, slot), answer, False)
         sampler.balance_ok = bal.accepts_skeleton
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
@@ -657,7 +670,7 @@ class Generator:
             return None
         # ...and inside its slot (the verb / predicate / object the question names): "how many
         # people" is mostly 1, "what was the cup on" mostly a table, unless held in balance
-        slot_key = f"slot|{cand.type}|{cand.slot[0] or ''}|{cand.slot[1] or ''}"
+        slot_key = _slot_key(cand.type, cand.slot)
         if cand.slot != (None, None) and not self.balancer.accepts_skeleton(slot_key, cand.answer, yesno):
             self._drop(cand, "unbalanced-slot")
             return None
@@ -704,6 +717,8 @@ class Generator:
             self.balancer.skeletons[slot_key][cand.answer] += 1
         for bal in balances:
             self.balancer.skeletons[bal[0]][bal[1]] += 1
+        if sampler is not None:
+            sampler.kept()  # the balance and sampler.done changed: its balanced pools are stale
         if options is not None:
             self.distractors.commit(cand, options)
         if steps > 1:

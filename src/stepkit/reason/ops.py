@@ -98,6 +98,7 @@ class GraphContext:
         self._phrases: dict[str, str] = {}
         self._hops: dict[tuple, dict[str, list[tuple[Event, str]]]] = {}
         self.text_cache: dict[str, str] = {}  # rendered sentences of this graph's events
+        self.results: dict[tuple, tuple] = {}  # operator results the sampler's builders remember (Builder memo)
         self.by_label: dict[str, list[str]] = defaultdict(list)
         for o in graph.objects:
             self.by_label[o.label].append(o.id)
@@ -733,16 +734,37 @@ def answer_text(v: Any, ctx: GraphContext) -> str:
     raise ExecError("type", f"the program ends in a {type(v).__name__}, not an answer")
 
 
+# Operators that scan the graph's events or edges: worth remembering (see Builder).
+_MEMO_OPS = frozenset({"filter_events", "hop", "actions", "relations", "during", "participants", "filter_attr"})
+
+
+def _memo_key(op: str, inputs: list, args: dict[str, Any]) -> tuple:
+    """The key under which a result of one of ``_MEMO_OPS`` is remembered."""
+    if op == "filter_events":
+        roles = args.get("roles", ())
+        return (op, tuple(inputs), args.get("label"), tuple(roles) if type(roles) is list else roles)
+    if op == "hop":
+        return (op, tuple(inputs), args["kind"], args.get("label"), args["from"], args["to"])
+    return (op, tuple(inputs), tuple(args.items()))
+
+
 class Builder:
-    """Builds a program node by node, executing each as it is added (used by the sampler)."""
+    """Builds a program node by node, executing each as it is added (used by the sampler).
 
-    __slots__ = ("ctx", "nodes", "values", "ids")
+    ``memo``: a per-graph dict (``GraphContext.results``, say) in which the operators that scan
+    the graph's events or edges (filter_events, hop, actions, ...) keep their results by inputs
+    and args: the sampler asks them the same things attempt after attempt, and each is a pure
+    function of the graph, its inputs and its args. For well-formed programs only (the sampler's):
+    records are verified by :func:`run_values`, which remembers nothing."""
 
-    def __init__(self, ctx: GraphContext):
+    __slots__ = ("ctx", "nodes", "values", "ids", "memo")
+
+    def __init__(self, ctx: GraphContext, memo: dict | None = None):
         self.ctx = ctx
         self.nodes: list[dict[str, Any]] = []
         self.values: list[Any] = []
         self.ids: list[tuple] = []
+        self.memo = memo
 
     def add(self, op: str, ins: Sequence[int] = (), **args: Any) -> int:
         """Append and run one node; returns its index (raises :class:`ExecError`)."""
@@ -756,7 +778,16 @@ class Builder:
         if fn is None:
             raise ProgramError(f"unknown operator {op!r}")
         values = self.values
-        value, ids = fn(self.ctx, [values[i] for i in ins], args)
+        inputs = list(map(values.__getitem__, ins))
+        memo = self.memo
+        if memo is None or op not in _MEMO_OPS or not inputs:  # (all actions / relations: no scan)
+            value, ids = fn(self.ctx, inputs, args)
+        else:
+            key = _memo_key(op, inputs, args)
+            got = memo.get(key)
+            if got is None:
+                got = memo[key] = fn(self.ctx, inputs, args)
+            value, ids = got
         self.nodes.append({"op": op, "in": list(ins), "args": args})
         values.append(value)
         self.ids.append(ids)

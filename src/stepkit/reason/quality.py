@@ -47,6 +47,27 @@ def _run_from(program, ctx: GraphContext, values: list, start: int, override: di
     return vals
 
 
+def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any]) -> list | None:
+    """:func:`_run_from`, or None where the program fails. The common failure, a ``unique`` over
+    a set of other than one item, is found without raising (ablation meets it for most steps)."""
+    vals = list(values[:start])
+    for i in range(start, len(program)):
+        if i in override:
+            vals.append(override[i])
+            continue
+        n = program[i]
+        op = n["op"]
+        ins = [vals[j] for j in n["in"]]
+        if op == "unique" and type(ins[0]) is tuple and len(ins[0]) != 1:
+            return None
+        try:
+            v, _ = _FNS[op](ctx, ins, n["args"])
+        except ExecError:
+            return None
+        vals.append(v)
+    return vals
+
+
 def run_all(program: Sequence[dict[str, Any]], ctx: GraphContext) -> list:
     """Every node's value (raises :class:`ExecError`)."""
     return _run_from(program, ctx, [], 0, {})
@@ -87,8 +108,15 @@ def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: 
     if op == "localize":
         return Window(0.0, ctx.duration, "all", None)
     if op in _SELECT:
+        if type(ins[0]) is tuple and len(ins[0]) != 1:
+            return _CHOSE
         return op_unique(ctx, [ins[0]], {})[0]
     raise KeyError(op)
+
+
+# What a first / last / nth / longest over several events ablates to: "the only one" fails, so
+# the selection had a choice to make (returned, not raised: most selections have one).
+_CHOSE = object()
 
 
 def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: list | None = None) -> list[int]:
@@ -107,9 +135,10 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
             continue
         except ExecError:
             continue  # "the only one" fails: the selection had a choice to make
-        try:
-            vals = _run_from(program, ctx, values, i, {i: v})
-        except ExecError:
+        if v is _CHOSE:
+            continue
+        vals = _rerun(program, ctx, values, i, {i: v})
+        if vals is None:
             continue
         if _outcome(program, vals, ctx) == want:
             out.append(i)
@@ -118,6 +147,10 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
 
 # ----------------------------------------------------------------------------------------------
 # Time margins
+
+
+# The operators that decide an order or make a window (the only ones margins concern).
+_TIMED = frozenset({"first", "last", "nth", "longest", "choose", "compare_time", "localize"})
 
 
 def _t0(ctx, i):
@@ -136,6 +169,8 @@ def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin
     ev = ctx.events
     for i, n in enumerate(program):
         op = n["op"]
+        if op not in _TIMED:
+            continue
         ins = [values[j] for j in n["in"]]
         if op in ("first", "last", "nth"):
             chosen = values[i]
@@ -182,10 +217,8 @@ def margin_problems(program: Sequence[dict[str, Any]], ctx: GraphContext, margin
                 m = min(margin, (w.t1 - w.t0) / 4)
                 shifted = [w._replace(t0=w.t0 - margin, t1=w.t1 + margin), w._replace(t0=w.t0 + m, t1=w.t1 - m)]
             for s in shifted:
-                try:
-                    got = _outcome(program, _run_from(program, ctx, values, i, {i: s}))
-                except ExecError:
-                    got = None
+                vals = _rerun(program, ctx, values, i, {i: s})
+                got = None if vals is None else _outcome(program, vals)
                 if got != want:
                     probs.append("window-margin")
                     break
@@ -209,19 +242,39 @@ def _has(q: str, words) -> bool:
     return any(w and f" {w} " in q for w in words)
 
 
+def _has_padded(q: str, padded: tuple[str, ...]) -> bool:
+    """:func:`_has` for words already padded with a space on each side (see :func:`_padded`)."""
+    for w in padded:
+        if w in q:
+            return True
+    return False
+
+
+def _padded(words) -> tuple[str, ...]:
+    """Non-empty ``words`` as " word " (what :func:`_has` looks for), sorted for a stable order."""
+    return tuple(f" {w} " for w in sorted(words) if w)
+
+
 @lru_cache(maxsize=4096)
-def _verb_words(label: str) -> frozenset[str]:
+def _verb_words(label: str) -> tuple[str, ...]:
+    """The forms of a verb the question may say, padded (:func:`_padded`)."""
     lab = clean(label).lower()
-    return frozenset(set(verb_forms(lab)) | {lab, lab.split(" ")[0]})
+    return _padded(set(verb_forms(lab)) | {lab, lab.split(" ")[0]})
 
 
 @lru_cache(maxsize=4096)
-def _noun_words(label: str) -> frozenset[str]:
+def _noun_words(label: str) -> tuple[str, ...]:
+    """The words a question may name an object of ``label`` by, padded (:func:`_padded`)."""
     info = noun_info(label)
     out = {info.noun, plural(label), clean(label).lower()}
     if info.noun in set(lexicon()["person_labels"]):
         out |= {"someone", "anyone", "who", "person", "people", "no one"}
-    return frozenset(out)
+    return _padded(out)
+
+
+_FIRST_PADDED, _LAST_PADDED = _padded(_FIRST), _padded(_LAST)
+_WINDOW_PADDED = {mode: _padded(words) for mode, words in _WINDOW_WORDS.items()}
+_COUNT_PADDED = _padded(("how many", "how often", "number of"))
 
 
 def missing_references(program: Sequence[dict[str, Any]], question: str) -> list[str]:
@@ -231,10 +284,10 @@ def missing_references(program: Sequence[dict[str, Any]], question: str) -> list
     for n in program:
         op, a = n["op"], n["args"]
         if op == "objects" and a.get("label") is not None:
-            if not _has(q, _noun_words(a["label"])):
+            if not _has_padded(q, _noun_words(a["label"])):
                 miss.append(f"object {a['label']}")
         elif op in ("hop", "filter_events") and a.get("label") is not None:
-            if not _has(q, _verb_words(a["label"])):
+            if not _has_padded(q, _verb_words(a["label"])):
                 miss.append(f"{op} {a['label']}")
         elif op == "filter_attr":
             if not _has(q, {clean(str(a["value"])).lower()}):
@@ -244,17 +297,18 @@ def missing_references(program: Sequence[dict[str, Any]], question: str) -> list
             if not _has(q, set(_ATTR_WORDS.get(name, ())) | {name}):
                 miss.append(f"attribute {a['name']}")
         elif op == "localize":
-            if not _has(q, _WINDOW_WORDS.get(a["mode"], (a["mode"],))):
+            padded = _WINDOW_PADDED.get(a["mode"])
+            if not (_has_padded(q, padded) if padded is not None else _has(q, (a["mode"],))):
                 miss.append(f"window {a['mode']}")
         elif op == "nth":
             k = int(a["k"])
             if not _has(q, {ordinal(k)} | (set(_FIRST) if k == 1 else set())):
                 miss.append(f"ordinal {k}")
-        elif op == "first" and not _has(q, _FIRST):
+        elif op == "first" and not _has_padded(q, _FIRST_PADDED):
             miss.append("first")
-        elif op == "last" and not _has(q, _LAST):
+        elif op == "last" and not _has_padded(q, _LAST_PADDED):
             miss.append("last")
-        elif op == "count" and not _has(q, ("how many", "how often", "number of")):
+        elif op == "count" and not _has_padded(q, _COUNT_PADDED):
             miss.append("count")
         elif op == "choose" and not _has(q, ("or",)):
             miss.append("choice")

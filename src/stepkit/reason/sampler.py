@@ -164,6 +164,7 @@ class Sampler:
         self._refer_edges: dict[str, list] = {}
         self._windows: dict[tuple[str, str], frozenset[str]] = {}
         self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
+        self._balanced: dict[tuple, list] = {}  # see _memo_balanced
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -183,7 +184,7 @@ class Sampler:
     def _pick(self, seq):
         if not seq:
             raise Reject("no-candidate")
-        return seq[self.rng.randrange(len(seq))]
+        return self.rng.choice(seq)  # seq[randrange(len(seq))]: the same draw, without randrange's checks
 
     def _cat(self, oid: str) -> str:
         return "person" if oid in self.persons else "object"
@@ -199,7 +200,11 @@ class Sampler:
         counts = self.phrase_counts
         order = list(range(len(opts)))
         self.rng.shuffle(order)
-        i = min(order, key=lambda j: counts[(template_key, opts[j])])
+        i, least = order[0], counts[(template_key, opts[order[0]])]
+        for j in order[1:]:  # the first of the least used, as min() picks
+            c = counts[(template_key, opts[j])]
+            if c < least:
+                i, least = j, c
         self.phrasing = (template_key, opts[i])
         return cap(" ".join(opts[i].format(**kw).split()))
 
@@ -235,7 +240,7 @@ class Sampler:
         k = self.rng.randrange(len(inc)) if inc else 0
         edges = inc[k:] + inc[:k]
         tried = 0
-        avoid_edges = self.avoid_edges
+        avoid_edges, by_label = self.avoid_edges, ctx.by_label
         noun = ctx.label(oid)
         for entry in edges:
             if entry is None:
@@ -246,14 +251,21 @@ class Sampler:
             tried += 1
             if tried > 4:
                 break
+            # the other end must be mentioned plainly when its label is its own and by a reference
+            # when it is shared: else the nested refer() refuses at once (tested here, not raised)
+            if (len(by_label[ctx.objects[other].label]) == 1) != (depth == 1):
+                continue
             n0 = len(b.nodes)
             try:
                 oi, ophrase = self.refer(b, other, depth - 1, avoid | {oid})
                 h = b.add_node("hop", [oi], {"kind": kind, "label": event_label(e), "from": other_role, "to": role})
-                u = b.add_node("unique", [h], {})
             except (Reject, ExecError):
                 b.truncate(n0)
                 continue
+            if len(b.values[h]) != 1:  # the reference does not pick one object (unique would fail)
+                b.truncate(n0)
+                continue
+            u = b.add_node("unique", [h], {})
             self._ref_nodes.append(b.nodes[h])
             who = "who" if oid in self.persons else "that"
             if kind == "relation":
@@ -278,10 +290,13 @@ class Sampler:
                 try:
                     i = b.add("objects", label=obj.label)
                     f = b.add("filter_attr", [i], name=a.name, value=a.value)
-                    u = b.add_node("unique", [f], {})
                 except ExecError:
                     b.truncate(n0)
                     continue
+                if len(b.values[f]) != 1:  # the value does not pick one object (unique would fail)
+                    b.truncate(n0)
+                    continue
+                u = b.add_node("unique", [f], {})
                 key = f"person_{a.name}" if oid in self.persons and f"person_{a.name}" in refs["attribute"] else a.name
                 tmpl = refs["attribute"].get(key, refs["attribute"]["default"])
                 return u, tmpl.format(label=noun, value=clean(a.value))
@@ -394,11 +409,13 @@ class Sampler:
 
     def anchor(self, b: Builder, depth: int, exclude: frozenset = frozenset(),
                modes: tuple[str, ...] = ("before", "after", "while"), viable=None,
-               static: tuple | None = None) -> tuple[int, str, str]:
+               static: tuple | None = None, balanced: tuple | None = None) -> tuple[int, str, str]:
         """A localize node on a uniquely mentioned event (2 + ``depth`` steps); returns (node, phrase, mode).
         ``viable(window_events, anchor_twins)``: whether the question can use a window at all; windows
         it refuses are passed over before the anchor's mention is built. ``static``: a key under which
-        ``viable`` depends on the anchor alone, so the anchors it takes are found once per graph."""
+        ``viable`` depends on the anchor alone, so the anchors it takes are found once per graph;
+        ``balanced``: one under which it depends on the anchor and the generator's balance, so its
+        answers are kept until the generator keeps a record."""
         ctx = self.ctx
         mode = self._pick(modes)
         pool = self._memo(("anchor-pool", mode, depth > 0), lambda: [
@@ -415,7 +432,10 @@ class Sampler:
         built = 0
         for _ in range(12 if viable is not None else 3):
             eid = self._pick(pool)
-            if viable is not None and not viable(self.window_set(eid, mode), self.twins.get(eid, {eid})):
+            if viable is not None and not (
+                    viable(self.window_set(eid, mode), self.twins.get(eid, {eid})) if balanced is None else
+                    self._memo_balanced(("anchor-viable", balanced, mode, eid),
+                                        lambda: viable(self.window_set(eid, mode), self.twins.get(eid, {eid})))):
                 continue
             built += 1
             if built > 3:
@@ -448,15 +468,17 @@ class Sampler:
         return any(not self.plain.get(x, True) for x in (th, agent) if x)
 
     def _maybe_anchor(self, b: Builder, extra: int, p: float = ANCHOR_P,
-                      viable=None, static: tuple | None = None) -> tuple[int | None, str, int]:
+                      viable=None, static: tuple | None = None,
+                      balanced: tuple | None = None) -> tuple[int | None, str, int]:
         """Spend 2+ of ``extra`` steps on an anchor with probability ``p``; returns (node, phrase, left).
         ``viable(window_events, anchor_twins, left)``: whether the rest of the question can be built in
-        a window (checked before the anchor is)."""
+        a window (checked before the anchor is); ``static`` / ``balanced``: see :meth:`anchor`."""
         if extra >= 2 and (self.force_anchor or self.rng.random() < p):
             d = self.rng.randrange(0, min(extra - 2, 1) + 1)
             left = extra - 2 - d
             check = None if viable is None else (lambda inw, excl: viable(inw, excl, left))
-            w, phrase, _ = self.anchor(b, d, viable=check, static=None if static is None else (static, left))
+            w, phrase, _ = self.anchor(b, d, viable=check, static=None if static is None else (static, left),
+                                       balanced=None if balanced is None else (balanced, left))
             return w, phrase, extra - 2 - d
         return None, "", extra
 
@@ -471,7 +493,7 @@ class Sampler:
         """One candidate of ``qtype`` with exactly ``steps`` steps (``want``: yes/no for existence)."""
         if steps < MIN_STEPS[qtype]:
             raise Reject("too-few-steps-for-type")
-        b = Builder(self.ctx)
+        b = Builder(self.ctx, memo=self.ctx.results)
         self.avoid_edges = set()
         self.anchor_events = set()
         self._ref_nodes = []
@@ -480,8 +502,9 @@ class Sampler:
         cand.phrasing = self.phrasing
         if b.steps() != steps:
             raise Reject("step-mismatch")
-        live = {id(n): i for i, n in enumerate(b.nodes)}
-        cand.ref_nodes = [live[id(n)] for n in self._ref_nodes if id(n) in live and b.nodes[live[id(n)]] is n]
+        if self._ref_nodes:
+            live = {id(n): i for i, n in enumerate(b.nodes)}
+            cand.ref_nodes = [live[id(n)] for n in self._ref_nodes if id(n) in live and b.nodes[live[id(n)]] is n]
         cand.anchored = any(n["op"] == "localize" for n in b.nodes)
         return cand
 
@@ -499,6 +522,18 @@ class Sampler:
         if got is None:
             got = self._cache[key] = build()
         return got
+
+    def _memo_balanced(self, key: tuple, build):
+        """A cache of candidate lists that read the generator's balance (``slot_ok``,
+        ``balance_ok``) or ``done``: valid until the generator keeps its next record (:meth:`kept`)."""
+        got = self._balanced.get(key)
+        if got is None:
+            got = self._balanced[key] = build()
+        return got
+
+    def kept(self) -> None:
+        """The generator kept a record: its balance and ``done`` may have changed."""
+        self._balanced.clear()
 
     def _plain_ok(self, oid: str | None, depth: int) -> bool:
         """Whether ``oid`` can be mentioned with ``depth`` reference steps: plainly only when its
@@ -576,14 +611,22 @@ class Sampler:
         def viable(inw, excl, left):
             return any(i in inw and i not in excl and fits(i, True, left) for i in ctx.relations)
 
-        w, anchor, extra = self._maybe_anchor(b, n - 1, viable=viable) if can_window else (None, "", n - 1)
+        w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("relation", variant)) if can_window
+                            else (None, "", n - 1))
         src = [w] if w is not None else []
         inw = self._window_events(w, b)
         windowed = w is not None
-        rels = [i for i in ctx.relations if i not in self.anchor_events and (inw is None or i in inw)]
+        gone = frozenset(self.anchor_events)
+
+        def fitting(split=None):
+            # the relations of the window (less the anchor's) this variant can ask about
+            return self._memo_balanced(("relation", variant, b.values[w] if windowed else None, gone, extra, split),
+                                       lambda: [i for i in ctx.relations if i not in gone and (inw is None or i in inw)
+                                                and fits(i, windowed, extra, split)])
+
         if variant == "relation_predicate":
             ds, do = _split(self.rng, extra, 2)
-            r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra, (ds, do))])]
+            r = ctx.events[self._pick(fitting((ds, do)))]
             self._core(r.subject, r.object)
             si, sphrase = self.refer(b, r.subject, ds)
             oi, ophrase = self.refer(b, r.object, do, avoid=frozenset({r.subject}))
@@ -599,7 +642,7 @@ class Sampler:
                              {"subj": sphrase, "obj": ophrase, "subj_person": "1" if r.subject in self.persons else "0"},
                              conflicts, also, (None, ctx.objects[r.object].label), asked=(r.id,))
         if variant == "relation_object":
-            r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra)])]
+            r = ctx.events[self._pick(fitting())]
             pred = clean(r.predicate)
             self._core(r.subject, r.object, r.predicate)
             si, sphrase = self.refer(b, r.subject, extra)
@@ -614,7 +657,7 @@ class Sampler:
                               if ctx.events[i].subject == r.subject and clean(ctx.events[i].predicate) in rel_preds)
             return Candidate("relation", variant, b, question, b.values[q], "label",
                              {"subj": sphrase, "pred": pred}, conflicts, also, (r.predicate, "object"), asked=(r.id,))
-        r = ctx.events[self._pick([i for i in rels if fits(i, windowed, extra)])]
+        r = ctx.events[self._pick(fitting())]
         pred = clean(r.predicate)
         self._core(r.subject, r.object, r.predicate)
         oi, ophrase = self.refer(b, r.object, extra)
@@ -655,11 +698,19 @@ class Sampler:
         def viable(inw, excl, left):
             return any(i in inw and i not in excl and fits(i, True, left) for i in self.obj_actions)
 
-        w, anchor, extra = self._maybe_anchor(b, n - 1, viable=viable) if can_window else (None, "", n - 1)
+        w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("action", variant)) if can_window
+                            else (None, "", n - 1))
         src = [w] if w is not None else []
         inw = self._window_events(w, b)
         windowed = w is not None
-        obj_acts = [i for i in self.obj_actions if i not in self.anchor_events and (inw is None or i in inw)]
+        gone = frozenset(self.anchor_events)
+        obj_acts = [i for i in self.obj_actions if i not in gone and (inw is None or i in inw)]
+
+        def fitting(split=None):
+            # the actions of the window (less the anchor's) this variant can ask about
+            return self._memo_balanced(("action", variant, b.values[w] if windowed else None, gone, extra, split),
+                                       lambda: [i for i in obj_acts if fits(i, windowed, extra, split)])
+
         if variant == "action_object" and extra == 0 and no_plain_agent:
             a = ctx.events[self._pick(obj_acts)]
             acts = b.add("actions", src)
@@ -678,7 +729,7 @@ class Sampler:
                              {"agent": "someone", "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
                              (a.verb, "object"), asked=(a.id,))
         if variant == "action_object":
-            a = ctx.events[self._pick([i for i in obj_acts if fits(i, windowed, extra)])]
+            a = ctx.events[self._pick(fitting())]
             self._core(a.agent, a.object, a.verb)
             ai, aphrase = self.refer(b, a.agent, extra)
             h = b.add("hop", [ai] + src, kind="action", label=a.verb, **{"from": "agent", "to": "object"})
@@ -696,7 +747,7 @@ class Sampler:
                              {"agent": aphrase, "past": past(a.verb) + _prep(a.verb)}, conflicts, also,
                              (a.verb, "object"), asked=(a.id,))
         da, do = _split(self.rng, extra, 2)
-        a = ctx.events[self._pick([i for i in obj_acts if fits(i, windowed, extra, (da, do))])]
+        a = ctx.events[self._pick(fitting((da, do)))]
         self._core(a.agent, a.object)
         ai, aphrase = self.refer(b, a.agent, da)
         oi, ophrase = self.refer(b, a.object, do, avoid=frozenset({a.agent}))
@@ -725,13 +776,14 @@ class Sampler:
             and self._plain_ok(a, da)
             and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)])
         if n == 3 or not agents or self.rng.random() < 0.3:
-            pool = self._memo(("t-mention", n > 3), lambda: [i for i in ctx.actions if self._mention_ok(i, n > 3)])
-            if n == 3:
-                pool = [i for i in pool if ("temporal", mode, i) not in self.done]
-            # the verb that follows an anchor verb is balanced (a script): pass over anchors whose
-            # answer the balance would refuse before building them
-            pool = [i for i in pool if self.balance_ok(f"temporal|{mode}|{ctx.events[i].verb}",
-                                                       self._next_verb(i, mode), False)]
+            mentionable = self._memo(("t-mention", n > 3), lambda: [
+                i for i in ctx.actions if self._mention_ok(i, n > 3)])
+            # those not asked already (a 3-step one has one way only), and, since the verb that
+            # follows an anchor verb is balanced (a script), not those whose answer the balance
+            # would refuse, passed over before building them
+            pool = self._memo_balanced(("temporal", n == 3, n > 3, mode), lambda: [
+                i for i in mentionable if not (n == 3 and ("temporal", mode, i) in self.done)
+                and self.balance_ok(f"temporal|{mode}|{ctx.events[i].verb}", self._next_verb(i, mode), False)])
             eid = self._pick(pool)
             ei, ph = self.mention_event(b, eid, n - 3)
             self.anchor_events |= self.twins.get(eid, {eid})
@@ -914,7 +966,8 @@ class Sampler:
         ctx = self.ctx
         avoid = want or frozenset()
         if n == 1:
-            labels = sorted(lab for lab in ctx.by_label if noun_info(lab).countable)
+            labels = self._memo(("countable-labels",), lambda: sorted(
+                lab for lab in ctx.by_label if noun_info(lab).countable))
             good = [lab for lab in labels if str(len(ctx.by_label[lab])) not in avoid]
             lab = self._pick(good or labels)
             i = b.add("objects", label=lab)
@@ -949,7 +1002,8 @@ class Sampler:
         if not agents or self.rng.random() < 0.25:
             if extra:
                 raise Reject("no-reference")
-            verbs = sorted({ctx.events[i].verb for i in ctx.actions} | set(self.verb_pool))
+            verbs = list(self._memo(("count-verbs", None), lambda: sorted(
+                {ctx.events[i].verb for i in ctx.actions} | set(self.verb_pool))))  # a copy: shuffled below
             if not verbs:
                 raise Reject("no-candidate")
             self.rng.shuffle(verbs)
@@ -972,10 +1026,7 @@ class Sampler:
                              {"agent": "someone"}, slot=(verb, None), asked=tuple(b.values[f]))
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, extra)
-        pool = ctx.actions if variant == "counting_events" else self.thing_actions
-        verbs = sorted({ctx.events[i].verb for i in pool} | set(self.verb_pool))
-        if variant == "counting_objects":
-            verbs = [v for v in verbs if not verb_frame(v).intransitive]
+        verbs = list(self._memo(("count-verbs", variant), lambda: self._count_verbs(variant)))  # shuffled below
         if not verbs:
             raise Reject("no-candidate")
         self.rng.shuffle(verbs)
@@ -1011,19 +1062,26 @@ class Sampler:
         return Candidate("counting", variant, b, question, str(b.values[c]), "count", {"agent": aphrase},
                          slot=(verb, None))
 
+    def _count_verbs(self, variant: str) -> list[str]:
+        """The verbs a count of ``variant`` can ask about: of this graph's actions (those done to a
+        thing, for things counted) and of the corpus; only transitive ones where things are counted."""
+        ctx = self.ctx
+        pool = ctx.actions if variant == "counting_events" else self.thing_actions
+        verbs = sorted({ctx.events[i].verb for i in pool} | set(self.verb_pool))
+        if variant == "counting_objects":
+            verbs = [v for v in verbs if not verb_frame(v).intransitive]
+        return verbs
+
     def _q_existence(self, b, n, want):
         ctx = self.ctx
         want = want or self._pick(("yes", "no"))
         if n == 1:
             # people are in nearly every video: asking whether one appears is answerable from priors
-            present = sorted(lab for lab in ctx.by_label if not is_person_label(lab))
             if want == "yes":
-                lab = self._pick(present)
+                lab = self._pick(self._memo(("present-labels",), lambda: sorted(
+                    lab for lab in ctx.by_label if not is_person_label(lab))))
             else:
-                have = {noun_info(x).noun for x in ctx.by_label}
-                lab = self._pick(sorted({x for x in self.label_pool if not is_person_label(x)
-                                         and noun_info(x).noun not in have
-                                         and not any(conflicts(noun_info(x).noun, h) for h in have)}))
+                lab = self._pick(self._memo(("absent-labels",), self._absent_labels))
             i = b.add("objects", label=lab)
             b.add("exists", [i])
             info = noun_info(lab)
@@ -1059,20 +1117,18 @@ class Sampler:
             ds = 0
             cands = pool
         inw = self._window_events(w, b)
-
-        def same_pair(i, j):
-            a, c = ctx.events[i], ctx.events[j]
-            return event_label(a) == event_label(c) and self.thing(a) == self.thing(c) and (
-                anyone or role_of(a, first_role) == role_of(c, first_role))
-
         if inw is not None:
             # with a window the window must matter: a "yes" pair also happens outside it, a "no"
-            # pair happens, but only outside it (a compositional "no", true at another time)
+            # pair happens, but only outside it (a compositional "no", true at another time).
+            # The same pair: the events of the pool with the label and thing (and, unless
+            # "anyone", the subject), found among the partners (the pool less the anchor's events).
+            group, gone = (0 if anyone else 1), self.anchor_events
             if want == "yes":
-                cands = [i for i in cands if i in inw and any(j not in inw and same_pair(i, j) for j in pool)]
+                cands = [i for i in cands if i in inw
+                         and any(j not in inw and j not in gone for j in partners[i][group])]
             else:
                 cands = [i for i in cands if i not in inw and self._plain_ok(self.thing(ctx.events[i]), do)
-                         and not any(j in inw and same_pair(i, j) for j in pool)]
+                         and not any(j in inw and j not in gone for j in partners[i][group])]
         e = ctx.events[self._pick(cands)]
         subj = role_of(e, first_role)
         label = event_label(e)
@@ -1137,6 +1193,13 @@ class Sampler:
             variant = "existence_event"
         return Candidate("existence", variant, b, question, ans, "yesno", {"exists_clause": " ".join(clause.split())},
                          slot=(label, ctx.objects[obj].label), asked=tuple(b.values[f]))
+
+    def _absent_labels(self) -> list[str]:
+        """Labels of the corpus a "no" question can ask about in this graph: no person, and no
+        noun this graph has or conflicts with one it has."""
+        have = {noun_info(x).noun for x in self.ctx.by_label}
+        return sorted({x for x in self.label_pool if not is_person_label(x) and noun_info(x).noun not in have
+                       and not any(conflicts(noun_info(x).noun, h) for h in have)})
 
     def _pair_partners(self, pool, first_role: str) -> dict[str, tuple[list[str], list[str]]]:
         """For each event of ``pool``: the events with its label and thing (any subject), and those
