@@ -748,6 +748,11 @@ def _memo_key(op: str, inputs: list, args: dict[str, Any]) -> tuple:
     return (op, tuple(inputs), tuple(args.items()))
 
 
+def _copy_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A node's args as fresh containers (values are names, numbers or lists of names)."""
+    return {k: list(v) if type(v) is list else v for k, v in args.items()}
+
+
 class Builder:
     """Builds a program node by node, executing each as it is added (used by the sampler).
 
@@ -807,6 +812,28 @@ class Builder:
     def truncate(self, n: int) -> None:
         """Drop nodes from index ``n`` on (undo a failed expansion)."""
         del self.nodes[n:], self.values[n:], self.ids[n:]
+
+    def segment(self, start: int) -> tuple | None:
+        """The nodes from ``start`` on, with their values, as a template :meth:`replay` appends
+        again (inputs relative to ``start``); None when one reads a node before ``start``."""
+        out = []
+        for k, n in enumerate(self.nodes[start:], start):
+            rel = tuple(j - start for j in n["in"])
+            if any(j < 0 for j in rel):
+                return None
+            out.append((n["op"], rel, _copy_args(n["args"]), self.values[k], self.ids[k]))
+        return tuple(out)
+
+    def replay(self, segment: tuple) -> int:
+        """Append the nodes of a :meth:`segment` (fresh node dicts, the same values: the nodes read
+        only each other, so they compute what they computed when recorded); returns the last index."""
+        base = len(self.nodes)
+        nodes, values, ids = self.nodes, self.values, self.ids
+        for op, rel, args, value, node_ids in segment:
+            nodes.append({"op": op, "in": [base + j for j in rel], "args": _copy_args(args)})
+            values.append(value)
+            ids.append(node_ids)
+        return len(nodes) - 1
 
     def steps(self) -> int:
         """Steps so far."""

@@ -165,6 +165,7 @@ class Sampler:
         self._windows: dict[tuple[str, str], frozenset[str]] = {}
         self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
         self._balanced: dict[tuple, list] = {}  # see _memo_balanced
+        self._plain_mentions: dict[str, tuple] = {}  # see _plain_mention
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -341,6 +342,36 @@ class Sampler:
     def mention_event(self, b: Builder, eid: str, depth: int, agent_node: int | None = None,
                       agent_phrase: str | None = None, source: int | None = None) -> tuple[int, dict[str, str]]:
         """Nodes resolving exactly to event ``eid`` (1 + ``depth`` steps); returns (node, phrases)."""
+        if depth == 0 and agent_node is None and source is None:
+            return self._plain_mention(b, eid)
+        return self._mention_event(b, eid, depth, agent_node, agent_phrase, source)
+
+    def _plain_mention(self, b: Builder, eid: str) -> tuple[int, dict[str, str]]:
+        """:meth:`mention_event` with no reference, on nodes of its own: it draws nothing and its
+        participants are plain mentions, so it builds the same nodes and phrases (or fails the same
+        way) every time; they are built once per graph and replayed into the builder."""
+        got = self._plain_mentions.get(eid)
+        if got is None:
+            n0 = len(b.nodes)
+            try:
+                u, ph = self._mention_event(b, eid, 0)
+            except Reject as exc:
+                self._plain_mentions[eid] = (Reject, (exc.reason,))
+                raise
+            except ExecError as exc:
+                self._plain_mentions[eid] = (ExecError, (exc.reason, str(exc)))
+                raise
+            seg = b.segment(n0)
+            if seg is not None and u == len(b.nodes) - 1:
+                self._plain_mentions[eid] = (seg, ph)
+            return u, dict(ph)
+        if type(got[0]) is type:  # it failed when built: it fails the same way (a fresh exception)
+            raise got[0](*got[1])
+        seg, ph = got
+        return b.replay(seg), dict(ph)
+
+    def _mention_event(self, b: Builder, eid: str, depth: int, agent_node: int | None = None,
+                       agent_phrase: str | None = None, source: int | None = None) -> tuple[int, dict[str, str]]:
         ctx = self.ctx
         e = ctx.events[eid]
         is_act = isinstance(e, Action)
