@@ -214,6 +214,9 @@ def _slot_key(qtype: str, slot: tuple[str | None, str | None]) -> str:
     return f"slot|{qtype}|{slot[0] or ''}|{slot[1] or ''}"
 
 
+_NO_ANSWERS: Counter = Counter()  # read-only: the answers of a key nothing was kept under
+
+
 class Balancer:
     """Online answer balancing inside each (type, steps) bucket and each question skeleton."""
 
@@ -224,7 +227,8 @@ class Balancer:
 
     def accepts_skeleton(self, skel: str, answer: str, yesno: bool) -> bool:
         """Whether adding ``answer`` keeps the skeleton's (or the slot's) answers balanced."""
-        c = self.skeletons[skel]
+        # (.get: probing a key must not add an empty counter per key the sampler asks about)
+        c = self.skeletons.get(skel, _NO_ANSWERS)
         if yesno:
             other = "no" if answer == "yes" else "yes"
             return c[answer] + 1 - c[other] <= YESNO_SLACK

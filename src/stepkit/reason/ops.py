@@ -816,23 +816,26 @@ class Builder:
     def segment(self, start: int) -> tuple | None:
         """The nodes from ``start`` on, with their values, as a template :meth:`replay` appends
         again (inputs relative to ``start``); None when one reads a node before ``start``."""
-        out = []
-        for k, n in enumerate(self.nodes[start:], start):
+        specs = []
+        for n in self.nodes[start:]:
             rel = tuple(j - start for j in n["in"])
             if any(j < 0 for j in rel):
                 return None
-            out.append((n["op"], rel, _copy_args(n["args"]), self.values[k], self.ids[k]))
-        return tuple(out)
+            args = _copy_args(n["args"])
+            specs.append((n["op"], rel, args, any(type(v) is list for v in args.values())))
+        return tuple(specs), tuple(self.values[start:]), tuple(self.ids[start:])
 
     def replay(self, segment: tuple) -> int:
         """Append the nodes of a :meth:`segment` (fresh node dicts, the same values: the nodes read
         only each other, so they compute what they computed when recorded); returns the last index."""
-        base = len(self.nodes)
-        nodes, values, ids = self.nodes, self.values, self.ids
-        for op, rel, args, value, node_ids in segment:
-            nodes.append({"op": op, "in": [base + j for j in rel], "args": _copy_args(args)})
-            values.append(value)
-            ids.append(node_ids)
+        specs, values, ids = segment
+        nodes = self.nodes
+        base = len(nodes)
+        for op, rel, args, has_list in specs:
+            nodes.append({"op": op, "in": [base + j for j in rel] if rel else [],
+                          "args": _copy_args(args) if has_list else dict(args)})
+        self.values.extend(values)
+        self.ids.extend(ids)
         return len(nodes) - 1
 
     def steps(self) -> int:

@@ -35,11 +35,12 @@ ANCHOR_P = 0.9
 
 
 class Reject(Exception):
-    """A sampling attempt failed; ``reason`` is counted in the summary's drops."""
+    """A sampling attempt failed; ``reason`` (its one argument) is counted in the summary's drops.
+    (No ``__init__`` of its own: thousands are raised per graph set, and the built-in one is cheaper.)"""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.args[0]
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Sampler:
         self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
         self._balanced: dict[tuple, list] = {}  # see _memo_balanced
         self._plain_mentions: dict[str, tuple] = {}  # see _plain_mention
+        self._plain_refs: dict[str, tuple] = {}  # object id -> the nodes of its plain mention (refer)
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -232,8 +234,15 @@ class Sampler:
         if depth == 0:
             if len(ctx.by_label[lab]) != 1:
                 raise Reject("no-plain-reference")
-            i = b.add_node("objects", (), {"label": lab})
-            return b.add_node("unique", (i,), {}), "the " + ctx.label(oid)
+            # the plain mention: always the same two nodes, built once per object and replayed
+            seg = self._plain_refs.get(oid)
+            if seg is None:
+                n0 = len(b.nodes)
+                i = b.add_node("objects", (), {"label": lab})
+                u = b.add_node("unique", (i,), {})
+                self._plain_refs[oid] = b.segment(n0)
+                return u, "the " + ctx.label(oid)
+            return b.replay(seg), "the " + ctx.label(oid)
         if len(ctx.by_label[lab]) == 1:
             raise Reject("no-op-reference")
         refs = self.ph["references"]
@@ -449,9 +458,12 @@ class Sampler:
         answers are kept until the generator keeps a record."""
         ctx = self.ctx
         mode = self._pick(modes)
-        pool = self._memo(("anchor-pool", mode, depth > 0), lambda: [
-            i for i in (list(ctx.actions) + (list(ctx.relations) if mode == "while" else []))
-            if self._mention_ok(i, depth > 0)])
+        deep = depth > 0
+        # the events that can be mentioned with (or without) a reference: actions, and for "while"
+        # also relations (states), in that order; one list for before and after
+        acts = self._memo(("anchor-pool", False, deep), lambda: [i for i in ctx.actions if self._mention_ok(i, deep)])
+        pool = acts if mode != "while" else self._memo(("anchor-pool", True, deep), lambda: acts + [
+            i for i in ctx.relations if self._mention_ok(i, deep)])
         if viable is not None and static is not None:
             base = pool
             pool = self._memo(("anchor-viable", static, mode, depth > 0), lambda: [
@@ -1046,8 +1058,7 @@ class Sampler:
                 c = b.add("count", [f])
                 k = b.values[c]
                 # the verb filter and the window must each change the count
-                if k == len(b.values[acts]) or (w is not None and k == sum(
-                        1 for i in ctx.actions if ctx.events[i].verb == verb)):
+                if k == len(b.values[acts]) or (w is not None and k == self._verb_counts()[verb]):
                     continue
                 if str(k) not in avoid and self.slot_ok("counting", (verb, None), str(k)):
                     break
@@ -1062,7 +1073,8 @@ class Sampler:
             raise Reject("no-candidate")
         self.rng.shuffle(verbs)
         n0 = len(b.nodes)
-        agent_acts = [i for i in ctx.actions if ctx.events[i].agent == agent]
+        agent_acts = self.acts_by_agent[agent]  # (in time order, as ctx.actions)
+        win = b.values[w] if w is not None else None
         c = None
         for verb in verbs[:8]:
             b.truncate(n0)
@@ -1072,15 +1084,17 @@ class Sampler:
                 f = b.add("filter_events", [acts, ai], label=verb, roles=["agent"])
                 k = b.values[f]
                 # the verb filter and the window must each change what is counted
-                if len(k) == sum(1 for i in b.values[acts] if ctx.events[i].agent == agent) or (
-                        w is not None and len(k) == sum(1 for i in agent_acts if ctx.events[i].verb == verb)):
+                if len(k) == self._memo(("agent-acts", win, agent), lambda: sum(
+                        1 for i in b.values[acts] if ctx.events[i].agent == agent)) or (
+                        w is not None and len(k) == self._memo(("agent-verb-acts", agent, verb), lambda: sum(
+                            1 for i in agent_acts if ctx.events[i].verb == verb))):
                     continue
             else:
                 # the thing a verb is done to sits in its frame's role ("walk to" the table: target)
                 role = verb_frame(verb).thing
                 f = b.add("hop", [ai] + src, kind="action", label=verb, **{"from": "agent", "to": role})
-                if w is not None and len(b.values[f]) == len({role_of(ctx.events[i], role) for i in agent_acts
-                                                              if ctx.events[i].verb == verb} - {None}):
+                if w is not None and len(b.values[f]) == self._memo(("agent-verb-things", agent, verb, role), lambda: len(
+                        {role_of(ctx.events[i], role) for i in agent_acts if ctx.events[i].verb == verb} - {None})):
                     continue
             c = b.add("count", [f])
             if str(b.values[c]) not in avoid and self.slot_ok("counting", (verb, None), str(b.values[c])):
@@ -1092,6 +1106,10 @@ class Sampler:
                               prep=_prep(verb) if fr.thing == "object" else "", anchor=anchor)
         return Candidate("counting", variant, b, question, str(b.values[c]), "count", {"agent": aphrase},
                          slot=(verb, None))
+
+    def _verb_counts(self) -> Counter:
+        """How many actions of this graph have each verb (cached per graph)."""
+        return self._memo(("verb-counts",), lambda: Counter(self.ctx.events[i].verb for i in self.ctx.actions))
 
     def _count_verbs(self, variant: str) -> list[str]:
         """The verbs a count of ``variant`` can ask about: of this graph's actions (those done to a
