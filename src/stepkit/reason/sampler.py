@@ -461,7 +461,7 @@ class Sampler:
         deep = depth > 0
         # the events that can be mentioned with (or without) a reference: actions, and for "while"
         # also relations (states), in that order; one list for before and after
-        acts = self._memo(("anchor-pool", False, deep), lambda: [i for i in ctx.actions if self._mention_ok(i, deep)])
+        acts = self._mentionable_actions(deep)
         pool = acts if mode != "while" else self._memo(("anchor-pool", True, deep), lambda: acts + [
             i for i in ctx.relations if self._mention_ok(i, deep)])
         if viable is not None and static is not None:
@@ -494,6 +494,11 @@ class Sampler:
             self.anchor_events |= self.twins.get(eid, {eid})  # references must not restate the anchor
             return w, self.ph["anchors"][mode].format(event=clause), mode
         raise Reject("no-anchor")
+
+    def _mentionable_actions(self, deep: bool) -> list[str]:
+        """The actions :meth:`_mention_ok` takes, in time order (cached per graph)."""
+        return self._memo(("mentionable-actions", deep), lambda: [
+            i for i in self.ctx.actions if self._mention_ok(i, deep)])
 
     def _mention_ok(self, eid: str, deep: bool) -> bool:
         """Whether an event can be mentioned uniquely with no reference (``deep`` False: every
@@ -819,8 +824,7 @@ class Sampler:
             and self._plain_ok(a, da)
             and any(self.mentionable[i] and self._plain_ok(self.thing(ctx.events[i]) or a, de) for i in evs)])
         if n == 3 or not agents or self.rng.random() < 0.3:
-            mentionable = self._memo(("t-mention", n > 3), lambda: [
-                i for i in ctx.actions if self._mention_ok(i, n > 3)])
+            mentionable = self._mentionable_actions(n > 3)
             # those not asked already (a 3-step one has one way only), and, since the verb that
             # follows an anchor verb is balanced (a script), not those whose answer the balance
             # would refuse, passed over before building them
