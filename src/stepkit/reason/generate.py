@@ -444,9 +444,11 @@ class Distractors:
             def take(values: list[str], unique: bool = False) -> None:
                 if len(picks) >= m:
                     return
-                vals = list(values) if unique else sorted(set(values))
+                vals = values if unique else sorted(set(values))
                 if len(vals) > 24:  # a seeded sample of a big vocabulary is enough to choose from
                     vals = self.rng.sample(vals, 24)
+                elif vals is values:
+                    vals = list(values)  # shuffled below: never the cached vocabulary itself
                 self.rng.shuffle(vals)
                 vals.sort(key=score)
                 for v in vals:
@@ -685,7 +687,7 @@ class Generator:
         # Honesty: every step narrows something (ablation), every time decision has its margin,
         # every reference the program uses is said in the question.
         values = cand.builder.values
-        if noop_steps(program, ctx, values):
+        if noop_steps(program, ctx, values, memo=ctx.results):
             self._drop(cand, "no-op-step")
             return None
         shaky = margin_problems(program, ctx, self.cfg.margin, values)
@@ -722,7 +724,7 @@ class Generator:
         for bal in balances:
             self.balancer.skeletons[bal[0]][bal[1]] += 1
         if sampler is not None:
-            sampler.kept()  # the balance and sampler.done changed: its balanced pools are stale
+            sampler.kept(cand.type)  # this type's balance and sampler.done changed: its pools are stale
         if options is not None:
             self.distractors.commit(cand, options)
         if steps > 1:

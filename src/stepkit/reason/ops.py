@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Sequence
 
 from stepkit.errors import DataError, StepkitError
@@ -648,10 +649,12 @@ def check_program(program: Any) -> list[dict[str, Any]]:
     return program
 
 
+_op_of = itemgetter("op")  # a node's operator name
+
+
 def step_count(program: Sequence[dict[str, Any]]) -> int:
     """The number of reasoning steps: nodes whose operator is a step (``OPS[op].step``)."""
-    step = _STEP
-    return sum([step[n["op"]] for n in program])
+    return sum(map(_STEP.__getitem__, map(_op_of, program)))
 
 
 def program_to_tree(program: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -874,8 +877,9 @@ class Execution:
 def run_values(program: Sequence[dict[str, Any]], ctx: GraphContext) -> Any:
     """The final value of a *validated* linear program (no trace kept: the fast re-check)."""
     values: list[Any] = []
+    fetch = values.__getitem__
     for node in program:
-        value, _ = _FNS[node["op"]](ctx, [values[i] for i in node["in"]], node["args"])
+        value, _ = _FNS[node["op"]](ctx, list(map(fetch, node["in"])), node["args"])
         values.append(value)
     return values[-1]
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from stepkit.reason.lexicon import clean, lexicon, noun_info, ordinal, plural, verb_forms
-from stepkit.reason.ops import _FNS, _STEP, ExecError, GraphContext, Window, op_unique
+from stepkit.reason.ops import _FNS, _MEMO_OPS, _STEP, ExecError, GraphContext, Window, _memo_key, op_unique
 
 DEFAULT_MARGIN = 1.0
 _PASS_THROUGH = frozenset({"filter_events", "filter_attr", "except", "intersect"})
@@ -47,9 +47,12 @@ def _run_from(program, ctx: GraphContext, values: list, start: int, override: di
     return vals
 
 
-def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any]) -> list | None:
+def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any],
+           memo: dict | None = None) -> list | None:
     """:func:`_run_from`, or None where the program fails. The common failure, a ``unique`` over
-    a set of other than one item, is found without raising (ablation meets it for most steps)."""
+    a set of other than one item, is found without raising (ablation meets it for most steps).
+    ``memo``: results of the scanning operators by inputs and args (see :class:`Builder`), for
+    well-formed programs (the generator's)."""
     vals = list(values[:start])
     for i in range(start, len(program)):
         if i in override:
@@ -61,7 +64,14 @@ def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[
         if op == "unique" and type(ins[0]) is tuple and len(ins[0]) != 1:
             return None
         try:
-            v, _ = _FNS[op](ctx, ins, n["args"])
+            if memo is not None and ins and op in _MEMO_OPS:
+                key = _memo_key(op, ins, n["args"])
+                got = memo.get(key)
+                if got is None:
+                    got = memo[key] = _FNS[op](ctx, ins, n["args"])
+                v = got[0]
+            else:
+                v, _ = _FNS[op](ctx, ins, n["args"])
         except ExecError:
             return None
         vals.append(v)
@@ -119,8 +129,10 @@ def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: 
 _CHOSE = object()
 
 
-def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: list | None = None) -> list[int]:
-    """Indices of step nodes whose ablation leaves the program's answer (and final inputs) unchanged."""
+def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: list | None = None,
+               memo: dict | None = None) -> list[int]:
+    """Indices of step nodes whose ablation leaves the program's answer (and final inputs) unchanged.
+    ``memo``: see :func:`_rerun`."""
     if values is None:
         values = run_all(program, ctx)
     consumers = _consumers(program)
@@ -137,7 +149,7 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
             continue  # "the only one" fails: the selection had a choice to make
         if v is _CHOSE:
             continue
-        vals = _rerun(program, ctx, values, i, {i: v})
+        vals = _rerun(program, ctx, values, i, {i: v}, memo)
         if vals is None:
             continue
         if _outcome(program, vals, ctx) == want:

@@ -19,7 +19,7 @@ from stepkit.graph.types import Action
 from stepkit.reason.lexicon import (action_words, cap, clean, conflicts, gerund, indefinite, is_person_label, noun_info,
                                     object_preposition, ordinal, participle, past, phrases, plural, related_words,
                                     verb_frame, verb_something)
-from stepkit.reason.ops import Builder, ExecError, GraphContext, Window, event_label, in_window, role_of
+from stepkit.reason.ops import Builder, ExecError, GraphContext, Window, _op_of, event_label, in_window, role_of
 
 # Question types, their variants and the fewest steps each variant needs.
 TYPES = ("attribute", "relation", "action", "temporal", "ordinal", "counting", "existence", "comparison")
@@ -165,7 +165,7 @@ class Sampler:
         self._refer_edges: dict[str, list] = {}
         self._windows: dict[tuple[str, str], frozenset[str]] = {}
         self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
-        self._balanced: dict[tuple, list] = {}  # see _memo_balanced
+        self._balanced: dict[str, dict[tuple, list]] = {}  # question type -> key -> list (see _memo_balanced)
         self._plain_mentions: dict[str, tuple] = {}  # see _plain_mention
         self._plain_refs: dict[str, tuple] = {}  # object id -> the nodes of its plain mention (refer)
 
@@ -477,7 +477,7 @@ class Sampler:
             eid = self._pick(pool)
             if viable is not None and not (
                     viable(self.window_set(eid, mode), self.twins.get(eid, {eid})) if balanced is None else
-                    self._memo_balanced(("anchor-viable", balanced, mode, eid),
+                    self._memo_balanced(balanced[0][0], ("anchor-viable", balanced, mode, eid),
                                         lambda: viable(self.window_set(eid, mode), self.twins.get(eid, {eid})))):
                 continue
             built += 1
@@ -553,7 +553,7 @@ class Sampler:
         if self._ref_nodes:
             live = {id(n): i for i, n in enumerate(b.nodes)}
             cand.ref_nodes = [live[id(n)] for n in self._ref_nodes if id(n) in live and b.nodes[live[id(n)]] is n]
-        cand.anchored = any(n["op"] == "localize" for n in b.nodes)
+        cand.anchored = "localize" in map(_op_of, b.nodes)
         return cand
 
     def _core(self, a: str | None, b: str | None, label: str | None = None) -> None:
@@ -571,17 +571,22 @@ class Sampler:
             got = self._cache[key] = build()
         return got
 
-    def _memo_balanced(self, key: tuple, build):
-        """A cache of candidate lists that read the generator's balance (``slot_ok``,
-        ``balance_ok``) or ``done``: valid until the generator keeps its next record (:meth:`kept`)."""
-        got = self._balanced.get(key)
+    def _memo_balanced(self, qtype: str, key: tuple, build):
+        """A cache of candidate lists of questions of ``qtype`` that read the generator's balance
+        (``slot_ok``, ``balance_ok``) or ``done``: valid until the generator keeps a record of that
+        type (:meth:`kept`). The balance keys a type reads are its own (``slot|<type>|...``,
+        ``temporal|...``) and so are its ``done`` keys, so a record of another type leaves them be."""
+        cache = self._balanced.get(qtype)
+        if cache is None:
+            cache = self._balanced[qtype] = {}
+        got = cache.get(key)
         if got is None:
-            got = self._balanced[key] = build()
+            got = cache[key] = build()
         return got
 
-    def kept(self) -> None:
-        """The generator kept a record: its balance and ``done`` may have changed."""
-        self._balanced.clear()
+    def kept(self, qtype: str) -> None:
+        """The generator kept a record of ``qtype``: the balance and ``done`` of that type changed."""
+        self._balanced.pop(qtype, None)
 
     def _plain_ok(self, oid: str | None, depth: int) -> bool:
         """Whether ``oid`` can be mentioned with ``depth`` reference steps: plainly only when its
@@ -668,7 +673,7 @@ class Sampler:
 
         def fitting(split=None):
             # the relations of the window (less the anchor's) this variant can ask about
-            return self._memo_balanced(("relation", variant, b.values[w] if windowed else None, gone, extra, split),
+            return self._memo_balanced("relation", (variant, b.values[w] if windowed else None, gone, extra, split),
                                        lambda: [i for i in ctx.relations if i not in gone and (inw is None or i in inw)
                                                 and fits(i, windowed, extra, split)])
 
@@ -756,7 +761,7 @@ class Sampler:
 
         def fitting(split=None):
             # the actions of the window (less the anchor's) this variant can ask about
-            return self._memo_balanced(("action", variant, b.values[w] if windowed else None, gone, extra, split),
+            return self._memo_balanced("action", (variant, b.values[w] if windowed else None, gone, extra, split),
                                        lambda: [i for i in obj_acts if fits(i, windowed, extra, split)])
 
         if variant == "action_object" and extra == 0 and no_plain_agent:
@@ -828,7 +833,7 @@ class Sampler:
             # those not asked already (a 3-step one has one way only), and, since the verb that
             # follows an anchor verb is balanced (a script), not those whose answer the balance
             # would refuse, passed over before building them
-            pool = self._memo_balanced(("temporal", n == 3, n > 3, mode), lambda: [
+            pool = self._memo_balanced("temporal", (n == 3, n > 3, mode), lambda: [
                 i for i in mentionable if not (n == 3 and ("temporal", mode, i) in self.done)
                 and self.balance_ok(f"temporal|{mode}|{ctx.events[i].verb}", self._next_verb(i, mode), False)])
             eid = self._pick(pool)
