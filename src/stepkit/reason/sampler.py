@@ -662,7 +662,10 @@ class Sampler:
                     and not (e.subject in self.persons and is_person_label(ctx.objects[e.subject].label)))
 
         def viable(inw, excl, left):
-            return any(i in inw and i not in excl and fits(i, True, left) for i in ctx.relations)
+            # (the relations that fit a window do not depend on the window: found once per balance)
+            fit = self._memo_balanced("relation", ("windowed", variant, left), lambda: [
+                i for i in ctx.relations if fits(i, True, left)])
+            return any(i in inw and i not in excl for i in fit)
 
         w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("relation", variant)) if can_window
                             else (None, "", n - 1))
@@ -749,7 +752,10 @@ class Sampler:
                     and self.slot_ok("action", (None, ctx.objects[e.object].label), ctx.verb(e.verb)))
 
         def viable(inw, excl, left):
-            return any(i in inw and i not in excl and fits(i, True, left) for i in self.obj_actions)
+            # (the actions that fit a window do not depend on the window: found once per balance)
+            fit = self._memo_balanced("action", ("windowed", variant, left), lambda: [
+                i for i in self.obj_actions if fits(i, True, left)])
+            return any(i in inw and i not in excl for i in fit)
 
         w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("action", variant)) if can_window
                             else (None, "", n - 1))
@@ -1166,9 +1172,12 @@ class Sampler:
 
         w, anchor, extra = self._maybe_anchor(b, n - 2, viable=viable, static=("existence", want, use_rel))
         src = [w] if w is not None else []
-        pool = [i for i in pool if i not in self.anchor_events]
+        gone, every = frozenset(self.anchor_events), pool
+        pool = self._memo(("e-pool", use_rel, gone), lambda: [i for i in every if i not in gone])
         ds, do = _split(self.rng, extra, 2)
-        cands = [i for i in pool if self._plain_ok(role_of(ctx.events[i], first_role), ds)]
+        # those whose subject can be mentioned with ds steps (cached: the list depends on ds > 0 only)
+        cands = self._memo(("e-cands", use_rel, gone, ds > 0), lambda: [
+            i for i in pool if self._plain_ok(role_of(ctx.events[i], first_role), ds)])
         anyone = not cands or (ds == 0 and self.rng.random() < 0.25)
         if anyone:
             do += ds
@@ -1279,26 +1288,30 @@ class Sampler:
         extra = n - 3
         da, d1, d2 = _split(self.rng, extra, 3)
 
-        def pool(evs, d):
-            return [i for i in evs if self.mentionable[i] and (self.thing(ctx.events[i]) is None
-                                                                or self._plain_ok(self.thing(ctx.events[i]), d))]
+        def pool(agent, d):
+            # the actions of ``agent`` (None: of anyone) whose thing can be mentioned with d steps
+            # (cached per graph: the list depends on d > 0 only)
+            evs = ctx.actions if agent is None else self.acts_by_agent[agent]
+            return self._memo(("cmp-pool", agent, d > 0), lambda: [
+                i for i in evs if self.mentionable[i] and (self.thing(ctx.events[i]) is None
+                                                           or self._plain_ok(self.thing(ctx.events[i]), d))])
 
         agents = self._memo(("cmp-agents", da > 0, d1 > 0, d2 > 0), lambda: [
-            a for a, evs in self.acts_by_agent.items() if self._plain_ok(a, da) and pool(evs, d1) and pool(evs, d2)
-            and len(set(pool(evs, d1)) | set(pool(evs, d2))) >= 2])
+            a for a in self.acts_by_agent if self._plain_ok(a, da) and pool(a, d1) and pool(a, d2)
+            and len(set(pool(a, d1)) | set(pool(a, d2))) >= 2])
         acts = b.add_node("actions", [], {})
         if agents and self.rng.random() < 0.7:
             agent = self._pick(agents)
-            e1 = self._pick(pool(self.acts_by_agent[agent], d1))
-            e2 = self._pick([i for i in pool(self.acts_by_agent[agent], d2) if i != e1])
+            e1 = self._pick(pool(agent, d1))
+            e2 = self._pick([i for i in pool(agent, d2) if i != e1])
             ai, aphrase = self.refer(b, agent, da)
             i1, ph1 = self.mention_event(b, e1, d1, agent_node=ai, agent_phrase=aphrase, source=acts)
             i2, ph2 = self.mention_event(b, e2, d2, agent_node=ai, agent_phrase=aphrase, source=acts)
             variant = self._pick(("comparison_first", "comparison_first", "comparison_longer"))
         else:
-            p1 = [i for i in pool(ctx.actions, d1 + da) if self.mentionable_any[i]]
+            p1 = [i for i in pool(None, d1 + da) if self.mentionable_any[i]]
             e1 = self._pick(p1)
-            e2 = self._pick([i for i in pool(ctx.actions, d2) if self.mentionable_any[i] and i != e1])
+            e2 = self._pick([i for i in pool(None, d2) if self.mentionable_any[i] and i != e1])
             i1, ph1 = self.mention_event(b, e1, d1 + da, source=acts)
             i2, ph2 = self.mention_event(b, e2, d2, source=acts)
             aphrase = "someone"
