@@ -419,15 +419,16 @@ def op_localize(ctx, ins, args):
 def _select(ctx: GraphContext, evs: tuple[str, ...], k: int, what: str) -> str:
     if not evs:
         raise ExecError("empty", f"{what}: no events to choose from")
-    if not all(i in ctx.events for i in evs):
+    events = ctx.events
+    if not all(map(events.__contains__, evs)):
         raise ExecError("type", f"{what}: expects events")
-    order = sorted(evs, key=lambda i: (ctx.events[i].t0, ctx.rank[i]))
+    order = sorted(evs, key=ctx.rank.__getitem__)  # by start time: the rank orders by (t0, t1, id)
     n = len(order)
     idx = k if k >= 0 else n + k
     if not 0 <= idx < n:
         raise ExecError("empty", f"{what}: only {n} events")
-    t = ctx.events[order[idx]].t0
-    if sum(1 for i in order if ctx.events[i].t0 == t) > 1:
+    t = events[order[idx]].t0
+    if sum(1 for i in order if events[i].t0 == t) > 1:
         raise ExecError("tie", f"{what}: several events start at {t}")
     return order[idx]
 

@@ -558,10 +558,12 @@ class Sampler:
 
     def _core(self, a: str | None, b: str | None, label: str | None = None) -> None:
         """Mark every edge between ``a`` and ``b`` (with ``label``, if given) as off limits to references."""
+        parts = self.ctx.parts  # event id -> (agent or subject, object, target, verb or predicate)
         for e, _ in self.ctx.incident.get(a, ()):
-            if label is not None and event_label(e) != label:
+            p = parts[e.id]
+            if label is not None and p[3] != label:
                 continue
-            if b in (role_of(e, "agent"), e.object, getattr(e, "target", None)):
+            if b == p[0] or b == p[1] or b == p[2]:
                 self._mark_asked([e.id])
 
     def _memo(self, key: tuple, build):
