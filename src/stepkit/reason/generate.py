@@ -231,8 +231,8 @@ class Balancer:
         c = self.skeletons.get(skel, _NO_ANSWERS)
         if yesno:
             other = "no" if answer == "yes" else "yes"
-            return c.get(answer, 0) + 1 - c.get(other, 0) <= YESNO_SLACK
-        k = c.get(answer, 0) + 1  # (.get: a Counter's own lookup of a missing key runs Python code)
+            return c[answer] + 1 - c[other] <= YESNO_SLACK
+        k = c[answer] + 1
         if k <= SMALL_BUCKET_ALLOWANCE:  # within the allowance whatever the total (the common case)
             return True
         return k <= max(SMALL_BUCKET_ALLOWANCE, self.skeleton_cap * (sum(c.values()) + 1))

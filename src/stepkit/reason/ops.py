@@ -302,11 +302,7 @@ def op_filter_events(ctx, ins, args):
     for r in roles:
         if r not in _ROLE_SLOT:
             raise ExecError("bad-program", f"filter_events: unknown role {r!r}; choose one of {', '.join(ROLES)}")
-    pairs = []
-    for r, v in zip(roles, ins[1:]):
-        allowed = _set(v, "filter_events")
-        # (a participant is mostly one object: a short tuple is tested faster than a set is built)
-        pairs.append((_ROLE_SLOT[r], allowed if len(allowed) <= 8 else frozenset(allowed)))
+    pairs = [(_ROLE_SLOT[r], frozenset(_set(v, "filter_events"))) for r, v in zip(roles, ins[1:])]
     parts = ctx.parts
     out = []
     for i in evs:
