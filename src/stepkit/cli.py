@@ -29,6 +29,7 @@ VERB_MODULES = [
     "stepkit.models.cli",
     "stepkit.train.cli",
     "stepkit.train.perception",
+    "stepkit.train.vision_pretrain",
     "stepkit.sources.cli",
     "stepkit.evaluate.cli",
     "stepkit.evaluate.star_cli",

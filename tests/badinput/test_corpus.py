@@ -552,6 +552,22 @@ def _(t, w):
             str(t / "ev")]
 
 
+@case("pretrain-vision-missing-graphs", 1, "no graph files")
+def _(t, w):
+    (t / "empty").mkdir()
+    return ["pretrain-vision", str(t / "empty"), "--model", str(t), "--out", str(t / "pv")]
+
+
+@case("pretrain-vision-model-not-a-folder", 1, "not a model folder")
+def _(t, w):
+    return ["pretrain-vision", str(w / "graphs"), "--model", str(t / "nosuch"), "--out", str(t / "pv")]
+
+
+@case("pretrain-vision-zero-steps", 1, "steps")
+def _(t, w):
+    return ["pretrain-vision", str(w / "graphs"), "--model", str(t), "--out", str(t / "pv"), "--steps", "0"]
+
+
 # --- the runner -------------------------------------------------------------------------------
 
 def test_the_corpus_is_large_and_covers_every_verb():

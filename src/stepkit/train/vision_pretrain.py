@@ -1,0 +1,335 @@
+"""Dense vision pretraining: teach a Video-LLM's vision tower what is where, from scene-graph boxes.
+
+A model trained from scratch (the tiny learners of the replication study) has a vision tower that
+sees nothing, and question-answer loss alone is a weak teacher for it: most of an answer's tokens
+can be predicted from the text. Here every visual token gets its own target instead: which object
+labels and which colours cover its patch of the frame at its frame time, read from the graph's
+tracked boxes (multi-label, binary cross-entropy through a linear head on the projector output).
+Only the vision tower and projector learn; the head is discarded and the result is saved as an
+ordinary checkpoint that ``stepkit train --model`` loads. Real checkpoints have pretrained vision
+towers and do not need this stage.
+
+Families whose visual tokens form a spatial grid per temporal patch (Qwen2-VL, Qwen2.5-VL,
+Qwen3-VL) are supported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepkit.errors import ConfigError, StepkitError
+
+SUMMARY = "vision_pretrain.json"
+FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class VisionPretrainConfig:
+    """Everything a dense vision pretraining run depends on (saved in ``vision_pretrain.json``)."""
+
+    graphs: str = _f("", "Folder of scene graphs with tracked object boxes (e.g. `stepkit world` ground truth).")
+    model: str = _f("", "Model folder to start from (`stepkit models tiny` or any Qwen-family checkpoint).")
+    out: str = _f("", "Output model folder.")
+    steps: int = _f(400, "Optimizer steps.")
+    batch_size: int = _f(8, "Clips per optimizer step.")
+    lr: float = _f(2e-3, "Learning rate (AdamW) of the vision tower, projector and head.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    num_frames: int = _f(4, "Frames per clip (as in training and evaluation).")
+    window: float = _f(1.0, "Seconds of video per clip.")
+    min_cover: float = _f(0.3, "An object covers a token when their overlap is this share of the smaller box.")
+    val_graphs: str | None = _f(None, "Graphs of validation videos: per-token F1 is reported on them.")
+    val_clips: int = _f(32, "Validation clips.")
+    videos_dir: str | None = _f(None, "Folder of the videos when the graphs name them relative to it.")
+    normalize: bool = _f(True, "The head reads RMS-normalised tokens, as the decoder's input norm does: what it teaches "
+                               "lives in the tokens' direction, which the decoder sees, not in their scale, which it does not.")
+    seed: int = _f(0, "Seed of the clip sampling and the head's weights.")
+    log_every: int = _f(50, "Steps between log lines (with validation F1 when val_graphs is set).")
+
+    def validate(self) -> None:
+        """ConfigError naming the first field that cannot work."""
+        for name in ("steps", "batch_size", "num_frames", "val_clips", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"pretrain-vision: {name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.window <= 0:
+            raise ConfigError("pretrain-vision: lr and window must be > 0")
+        if not 0 < self.min_cover <= 1:
+            raise ConfigError(f"pretrain-vision: min_cover must be in (0, 1], got {self.min_cover}")
+
+
+def _attr(obj: Any, name: str) -> str | None:
+    for a in obj.attributes:
+        if a.name == name:
+            return a.value
+    return None
+
+
+def _box_at(obj: Any, t: float, tol: float = 0.3) -> tuple[float, float, float, float] | None:
+    best, gap = None, tol + 1e-9
+    for b in obj.track:
+        if abs(b.t - t) <= gap:
+            best, gap = b.xyxy, abs(b.t - t)
+    return best
+
+
+def token_vocabulary(graphs: list[Any]) -> tuple[list[str], list[str]]:
+    """(labels, colours) of the tracked objects of ``graphs``: the targets every visual token is taught."""
+    tracked = [o for g in graphs for o in g.objects if o.track]
+    labels = sorted({o.label for o in tracked})
+    colours = sorted({c for o in tracked if (c := _attr(o, "color"))})
+    return labels, colours
+
+
+def token_targets(graph: Any, times: list[float], frame_size: tuple[int, int], grid: tuple[int, int, int],
+                  merge: int, labels: list[str], colours: list[str], min_cover: float = 0.3):
+    """Multi-hot targets (tokens x (labels + colours)) of one clip's visual tokens.
+
+    ``grid`` is the processor's (temporal, height, width) patch grid, ``merge`` its spatial merge
+    size and ``times`` the time of each temporal patch; a merged token covers an equal share of the
+    frame (``frame_size`` = width, height of the graph's pixel space), row by row."""
+    import torch
+
+    T, h, w = grid
+    mh, mw = h // merge, w // merge
+    W, H = frame_size
+    y = torch.zeros(T * mh * mw, len(labels) + len(colours))
+    cell = (W / mw) * (H / mh)
+    for ti in range(T):
+        boxes = [(o, b) for o in graph.objects if (b := _box_at(o, times[ti])) is not None]
+        for yi in range(mh):
+            y0, y1 = yi * H / mh, (yi + 1) * H / mh
+            for xi in range(mw):
+                x0, x1 = xi * W / mw, (xi + 1) * W / mw
+                k = (ti * mh + yi) * mw + xi
+                for o, (bx0, by0, bx1, by1) in boxes:
+                    inter = max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
+                    if inter <= 0 or inter / max(1e-6, min((bx1 - bx0) * (by1 - by0), cell)) < min_cover:
+                        continue
+                    if o.label in labels:
+                        y[k, labels.index(o.label)] = 1
+                    c = _attr(o, "color")
+                    if c in colours:
+                        y[k, len(labels) + colours.index(c)] = 1
+    return y
+
+
+class _Clips:
+    """Random clips of a set of graphs' videos, with their token targets."""
+
+    def __init__(self, graphs: list[tuple[Path, Any]], cfg: VisionPretrainConfig, processor: Any,
+                 labels: list[str], colours: list[str]) -> None:
+        from stepkit.data.videos import resolve_video
+
+        self.items = []
+        for path, g in graphs:
+            video = resolve_video(g.video, base=path.parent, videos_dir=cfg.videos_dir)
+            if not video or not os.path.isfile(video):
+                raise ConfigError(f"{path}: its video {g.video!r} is not a file (use --videos-dir)")
+            self.items.append((g, video))
+        self.cfg, self.processor, self.labels, self.colours = cfg, processor, labels, colours
+        vp = processor.video_processor
+        self.merge = int(getattr(vp, "merge_size", 2))
+        self.temporal = int(getattr(vp, "temporal_patch_size", 2))
+
+    def sample(self, rng: random.Random) -> tuple[dict[str, Any], Any]:
+        from stepkit.train.clip import read_clip
+
+        g, video = self.items[rng.randrange(len(self.items))]
+        t0 = rng.uniform(0.0, max(0.0, g.duration - self.cfg.window))
+        clip = read_clip(video, (t0, t0 + self.cfg.window), num_frames=self.cfg.num_frames, fps=None,
+                         multiple_of=self.temporal)
+        x = self.processor.video_processor(videos=[clip.frames], return_tensors="pt", do_sample_frames=False)
+        grid = tuple(int(v) for v in x["video_grid_thw"][0].tolist())
+        times = [clip.indices[min(len(clip.indices) - 1, self.temporal * ti)] / clip.fps for ti in range(grid[0])]
+        size = (g.width or clip.frames.shape[2], g.height or clip.frames.shape[1])
+        return dict(x), token_targets(g, times, size, grid, self.merge, self.labels, self.colours, self.cfg.min_cover)
+
+
+def _visual_tokens(model: Any, x: dict[str, Any], normalize: bool = True):
+    import torch
+
+    out = model.model.get_video_features(x["pixel_values_videos"], x["video_grid_thw"])
+    feats = getattr(out, "pooler_output", out)
+    if isinstance(feats, (list, tuple)):
+        feats = torch.cat(list(feats), 0)
+    if normalize:
+        feats = feats * torch.rsqrt(feats.pow(2).mean(-1, keepdim=True) + 1e-6)
+    return feats
+
+
+def _load_graphs(folder: str) -> list[tuple[Path, Any]]:
+    from stepkit.graph.serialize import iter_graph_files, load_graph
+
+    files = list(iter_graph_files(folder))
+    if not files:
+        raise ConfigError(f"{folder}: no graph files (*.json) found")
+    return [(Path(f), load_graph(f)) for f in files]
+
+
+def _finished(out: Path, cfg: VisionPretrainConfig) -> dict[str, Any] | None:
+    try:
+        s = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return s if s.get("config") == asdict(cfg) and s.get("finished") else None
+
+
+def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
+    """Train the vision tower and projector of ``cfg.model`` on per-token label / colour targets and
+    write the model to ``cfg.out`` with ``vision_pretrain.json`` (config, vocabulary, log, F1).
+
+    ``vision_pretrain.json`` is written last: a rerun with the same config returns the finished
+    run's summary, and a killed run (no summary) starts again from ``cfg.model``."""
+    import torch
+    import transformers
+    from transformers import AutoProcessor
+
+    from stepkit.io import atomic_write_json
+    from stepkit.models.families import family_of_checkpoint
+
+    cfg.validate()
+    out = Path(cfg.out)
+    done = _finished(out, cfg)
+    if done is not None:
+        return done
+    if (out / SUMMARY).exists():
+        raise ConfigError(f"{out}: holds a finished pretrain-vision run of another config; choose another --out")
+    train_graphs = _load_graphs(cfg.graphs)
+    labels, colours = token_vocabulary([g for _, g in train_graphs])
+    if not labels:
+        raise ConfigError(f"{cfg.graphs}: no object has a tracked box; dense targets need boxes "
+                          "(ground-truth world graphs or induced graphs with tracks)")
+    if not (Path(cfg.model) / "config.json").is_file():
+        raise ConfigError(f"{cfg.model}: not a model folder (no config.json)")
+    fam = family_of_checkpoint(cfg.model)
+    if fam is None or fam.name not in FAMILIES:
+        raise ConfigError(f"{cfg.model}: dense vision pretraining supports {', '.join(FAMILIES)}, "
+                          f"not {fam.name if fam else 'this config.json'}")
+    try:
+        processor = AutoProcessor.from_pretrained(cfg.model)
+        model = getattr(transformers, fam.model_class).from_pretrained(cfg.model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{cfg.model}: cannot load a {fam.name} model ({exc})") from None
+    torch.manual_seed(cfg.seed)
+    clips = _Clips(train_graphs, cfg, processor, labels, colours)
+    val = None
+    if cfg.val_graphs:
+        vclips = _Clips(_load_graphs(cfg.val_graphs), cfg, processor, labels, colours)
+        vrng = random.Random(f"stepkit-pretrain-vision-val:{cfg.seed}")
+        val = [vclips.sample(vrng) for _ in range(cfg.val_clips)]
+    head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = list(model.model.visual.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    params += list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    @torch.no_grad()
+    def f1() -> dict[str, float]:
+        pred = torch.cat([torch.sigmoid(head(_visual_tokens(model, x, cfg.normalize))) for x, _ in val]) > 0.5
+        gold = torch.cat([y for _, y in val]) > 0
+        res = {}
+        for name, sl in (("label", slice(0, len(labels))), ("colour", slice(len(labels), None))):
+            tp = (pred[:, sl] & gold[:, sl]).sum().item()
+            wrong = (pred[:, sl] ^ gold[:, sl]).sum().item()
+            res[name] = round(2 * tp / max(1, 2 * tp + wrong), 4)
+        return res
+
+    log: list[dict[str, Any]] = []
+    if val:
+        log.append({"step": 0, "val_f1": f1()})
+    rng = random.Random(f"stepkit-pretrain-vision:{cfg.seed}")
+    start = time.time()
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        opt.zero_grad()
+        total = 0.0
+        for _ in range(cfg.batch_size):
+            x, y = clips.sample(rng)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(head(_visual_tokens(model, x, cfg.normalize)), y)
+            (loss / cfg.batch_size).backward()
+            total += loss.item() / cfg.batch_size
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            line: dict[str, Any] = {"step": step, "loss": round(total, 5), "seconds": round(time.time() - start, 1)}
+            if val:
+                model.eval()
+                line["val_f1"] = f1()
+                model.train()
+            log.append(line)
+    # the model is written beside OUT and moved in file by file; the summary comes last and marks the
+    # run finished, so a killed run leaves no folder that looks like a model it did not finish
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = {"config": asdict(cfg), "family": fam.name, "labels": labels, "colours": colours, "log": log,
+               "val_f1": log[-1].get("val_f1") if log else None, "finished": True,
+               "seconds": round(time.time() - start, 1)}
+    atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
+    """Add ``stepkit pretrain-vision`` to the root app."""
+    import typer
+
+    from stepkit.cli_common import console, fail
+
+    defaults = VisionPretrainConfig()
+
+    def pretrain_vision_cmd(
+        graphs: Path = typer.Argument(..., help="Folder of scene graphs with tracked boxes (ground truth)."),
+        model: str = typer.Option(..., "--model", help="Model folder to start from (Qwen family)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output model folder."),
+        steps: int = typer.Option(defaults.steps, "--steps", help="Optimizer steps."),
+        batch_size: int = typer.Option(defaults.batch_size, "--batch-size", help="Clips per step."),
+        lr: float = typer.Option(defaults.lr, "--lr", help="Learning rate."),
+        num_frames: int = typer.Option(defaults.num_frames, "--num-frames", help="Frames per clip."),
+        window: float = typer.Option(defaults.window, "--window", help="Seconds of video per clip."),
+        val_graphs: Path | None = typer.Option(None, "--val-graphs", help="Validation graphs (per-token F1)."),
+        videos_dir: Path | None = typer.Option(None, "--videos-dir", help="Folder of the videos."),
+        normalize: bool = typer.Option(defaults.normalize, "--normalize/--raw",
+                                       help="Head on RMS-normalised tokens (default) or on the raw projector output."),
+        seed: int = typer.Option(defaults.seed, "--seed", help="Random seed."),
+        threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
+    ) -> None:
+        """Dense vision pretraining: every visual token learns the labels and colours under it (from graph boxes)."""
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        cfg = VisionPretrainConfig(graphs=str(graphs), model=model, out=str(out), steps=steps, batch_size=batch_size,
+                                   lr=lr, num_frames=num_frames, window=window,
+                                   val_graphs=str(val_graphs) if val_graphs else None,
+                                   videos_dir=str(videos_dir) if videos_dir else None, normalize=normalize,
+                                   seed=seed)
+        try:
+            s = pretrain_vision(cfg)
+        except StepkitError as exc:
+            fail(exc)
+        f1 = s.get("val_f1")
+        extra = f"; validation per-token F1 label {f1['label']:.2f}, colour {f1['colour']:.2f}" if f1 else ""
+        console.print(f"{cfg.steps} steps on {len(s['labels'])} labels and {len(s['colours'])} colours"
+                      f"{extra} -> {out}", highlight=False)
+
+    app.command("pretrain-vision")(pretrain_vision_cmd)

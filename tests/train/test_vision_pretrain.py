@@ -1,0 +1,104 @@
+"""Dense vision pretraining: token targets follow the graph boxes, the run writes a loadable model
+whose vision tower (and nothing else) changed, reruns are no-ops, bad inputs are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import quick_config
+from stepkit.cli import app
+from stepkit.errors import ConfigError
+from stepkit.graph.serialize import load_graph
+from stepkit.train.vision_pretrain import VisionPretrainConfig, pretrain_vision, token_targets, token_vocabulary
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pv") / "W"
+    r = CliRunner().invoke(app, ["world", "--out", str(root), "--videos", "3", "--duration", "4", "--size", "160x96",
+                                 "--workers", "1", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def test_targets_mark_the_tokens_under_each_box(world: Path) -> None:
+    g = load_graph(sorted((world / "graphs").glob("*.json"))[0])
+    labels, colours = token_vocabulary([g])
+    W, H = g.width, g.height
+    y = token_targets(g, [0.0], (W, H), (1, 6, 10), 2, labels, colours)  # 3 x 5 merged tokens
+    assert y.shape == (15, len(labels) + len(colours))
+    for o in g.objects:
+        box = next(b.xyxy for b in o.track if b.t == 0.0) if any(b.t == 0.0 for b in o.track) else None
+        if box is None:
+            continue
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        k = min(2, int(cy / (H / 3))) * 5 + min(4, int(cx / (W / 5)))
+        assert y[k, labels.index(o.label)] == 1, (o.label, box)
+    # every marked label is under some box at t=0 (nothing invented)
+    present = {o.label for o in g.objects if any(b.t == 0.0 for b in o.track)}
+    assert {labels[i] for i in range(len(labels)) if y[:, i].any()} <= present
+
+
+def test_pretraining_changes_only_the_vision_tower_and_reruns_are_no_ops(world: Path, tiny_models, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    model = tiny_models("qwen2.5-vl")
+    cfg = VisionPretrainConfig(graphs=str(world / "graphs"), model=str(model), out=str(tmp_path / "pv"), steps=3,
+                               batch_size=2, val_graphs=str(world / "graphs"), val_clips=4, log_every=1)
+    s = pretrain_vision(cfg)
+    assert s["finished"] and s["family"] == "qwen2.5-vl" and "person" in s["labels"]
+    assert [line["step"] for line in s["log"]] == [0, 1, 2, 3] and set(s["val_f1"]) == {"label", "colour"}
+    before = load_file(str(model / "model.safetensors"))
+    after = load_file(str(tmp_path / "pv" / "model.safetensors"))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("visual" in k for k in changed)
+    stamp = (tmp_path / "pv" / "model.safetensors").stat().st_mtime_ns
+    assert pretrain_vision(cfg) == s and (tmp_path / "pv" / "model.safetensors").stat().st_mtime_ns == stamp
+    # the result is an ordinary checkpoint for the next stage, with the same processor
+    from stepkit.train.perception import visual_tokens_per_clip
+    from stepkit.train.trainer import load_model
+
+    loaded, _, fam = load_model(quick_config(tmp_path / "qa", tmp_path / "pv", tmp_path / "run"))
+    key = sorted(changed)[0]
+    mem = {k.split("visual.", 1)[-1]: v for k, v in loaded.state_dict().items() if "visual." in k}
+    assert fam.name == "qwen2.5-vl" and torch.equal(mem[key.split("visual.", 1)[-1]], after[key])
+    assert visual_tokens_per_clip(tmp_path / "pv") == visual_tokens_per_clip(model)
+    other = VisionPretrainConfig(**{**cfg.__dict__, "steps": 4})
+    with pytest.raises(ConfigError, match="another config"):
+        pretrain_vision(other)
+
+
+def test_bad_inputs_are_named(world: Path, tiny_models, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="supports"):
+        pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models("smolvlm2")),
+                                             out=str(tmp_path / "a")))
+    with pytest.raises(ConfigError, match="no graph files"):
+        pretrain_vision(VisionPretrainConfig(graphs=str(tmp_path), model=str(tiny_models("qwen2.5-vl")),
+                                             out=str(tmp_path / "b")))
+    with pytest.raises(ConfigError, match="steps"):
+        pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model="m", out="o", steps=0))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in (world / "graphs").glob("*.json"):
+        d = json.loads(f.read_text())
+        for o in d["objects"]:
+            o["track"] = []
+        (bare / f.name).write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="tracked box"):
+        pretrain_vision(VisionPretrainConfig(graphs=str(bare), model=str(tiny_models("qwen2.5-vl")),
+                                             out=str(tmp_path / "c")))
+    r = CliRunner().invoke(app, ["pretrain-vision", str(world / "graphs"), "--model", str(tmp_path / "nope"),
+                                 "--out", str(tmp_path / "d")])
+    assert r.exit_code != 0 and "not a model folder" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen3-vl"])
+def test_other_qwen_families(world: Path, tiny_models, tmp_path: Path, family: str) -> None:
+    s = pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models(family)),
+                                             out=str(tmp_path / family), steps=1, batch_size=1))
+    assert s["finished"] and (tmp_path / family / "model.safetensors").is_file()
