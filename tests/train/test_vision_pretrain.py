@@ -80,6 +80,8 @@ def test_bad_inputs_are_named(world: Path, tiny_models, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no graph files"):
         pretrain_vision(VisionPretrainConfig(graphs=str(tmp_path), model=str(tiny_models("qwen2.5-vl")),
                                              out=str(tmp_path / "b")))
+    with pytest.raises(ConfigError, match="head"):
+        pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model="m", out="o", head="mlp"))
     with pytest.raises(ConfigError, match="steps"):
         pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model="m", out="o", steps=0))
     bare = tmp_path / "bare"
@@ -102,3 +104,22 @@ def test_other_qwen_families(world: Path, tiny_models, tmp_path: Path, family: s
     s = pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models(family)),
                                              out=str(tmp_path / family), steps=1, batch_size=1))
     assert s["finished"] and (tmp_path / family / "model.safetensors").is_file()
+
+
+def test_word_head_starts_from_the_decoders_embeddings(world: Path, tiny_models, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from stepkit.train.vision_pretrain import _word_head
+
+    model_dir = tiny_models("qwen2.5-vl")
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    tok = AutoProcessor.from_pretrained(model_dir).tokenizer
+    head = _word_head(model, tok, ["bed", "red"])
+    emb = model.get_input_embeddings().weight
+    bed = emb[tok(" bed", add_special_tokens=False)["input_ids"]].mean(0)
+    assert torch.cosine_similarity(head.weight[0], bed, dim=0) > 0.5
+    assert [n for n, _ in head.named_parameters()] == ["scale", "bias"]  # the rows stay the words
+    s = pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model=str(model_dir),
+                                             out=str(tmp_path / "w"), steps=1, batch_size=1, head="words"))
+    assert s["config"]["head"] == "words" and s["finished"]

@@ -54,6 +54,8 @@ class VisionPretrainConfig:
     videos_dir: str | None = _f(None, "Folder of the videos when the graphs name them relative to it.")
     normalize: bool = _f(True, "The head reads RMS-normalised tokens, as the decoder's input norm does: what it teaches "
                                "lives in the tokens' direction, which the decoder sees, not in their scale, which it does not.")
+    head: str = _f("linear", "linear: a learned head; words: the decoder's own input embeddings of the label and colour "
+                             "words (fixed), so a bed in the frame and 'bed' in a question start as one direction.")
     seed: int = _f(0, "Seed of the clip sampling and the head's weights.")
     log_every: int = _f(50, "Steps between log lines (with validation F1 when val_graphs is set).")
 
@@ -64,6 +66,8 @@ class VisionPretrainConfig:
                 raise ConfigError(f"pretrain-vision: {name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.window <= 0:
             raise ConfigError("pretrain-vision: lr and window must be > 0")
+        if self.head not in ("linear", "words"):
+            raise ConfigError(f"pretrain-vision: head must be linear or words, got {self.head!r}")
         if not 0 < self.min_cover <= 1:
             raise ConfigError(f"pretrain-vision: min_cover must be in (0, 1], got {self.min_cover}")
 
@@ -168,6 +172,32 @@ def _visual_tokens(model: Any, x: dict[str, Any], normalize: bool = True):
     return feats
 
 
+def _word_head(model: Any, tokenizer: Any, words: list[str]):
+    """A fixed classifier whose rows are the decoder's input embeddings of ``words`` (each the mean of
+    its tokens, with and without a leading space), with a learned scale and bias."""
+    import torch
+
+    emb = model.get_input_embeddings().weight.detach()
+    rows = []
+    for w in words:
+        ids = tokenizer(w, add_special_tokens=False)["input_ids"] + tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+        rows.append(emb[ids].mean(0))
+    weight = torch.stack(rows)
+    weight = weight / weight.norm(dim=-1, keepdim=True)
+
+    class WordHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("weight", weight)
+            self.scale = torch.nn.Parameter(torch.tensor(10.0))
+            self.bias = torch.nn.Parameter(torch.zeros(len(words)))
+
+        def forward(self, x):
+            return self.scale * x @ self.weight.T / x.shape[-1] ** 0.5 + self.bias
+
+    return WordHead()
+
+
 def _load_graphs(folder: str) -> list[tuple[Path, Any]]:
     from stepkit.graph.serialize import iter_graph_files, load_graph
 
@@ -228,7 +258,10 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
         vclips = _Clips(_load_graphs(cfg.val_graphs), cfg, processor, labels, colours)
         vrng = random.Random(f"stepkit-pretrain-vision-val:{cfg.seed}")
         val = [vclips.sample(vrng) for _ in range(cfg.val_clips)]
-    head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours))
+    if cfg.head == "words":
+        head = _word_head(model, processor.tokenizer, labels + colours)
+    else:
+        head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours))
     for p in model.parameters():
         p.requires_grad_(False)
     params = list(model.model.visual.parameters())
@@ -308,6 +341,7 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
         window: float = typer.Option(defaults.window, "--window", help="Seconds of video per clip."),
         val_graphs: Path | None = typer.Option(None, "--val-graphs", help="Validation graphs (per-token F1)."),
         videos_dir: Path | None = typer.Option(None, "--videos-dir", help="Folder of the videos."),
+        head: str = typer.Option(defaults.head, "--head", help="linear (learned) or words (the decoder's word embeddings)."),
         normalize: bool = typer.Option(defaults.normalize, "--normalize/--raw",
                                        help="Head on RMS-normalised tokens (default) or on the raw projector output."),
         seed: int = typer.Option(defaults.seed, "--seed", help="Random seed."),
@@ -322,7 +356,7 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
                                    lr=lr, num_frames=num_frames, window=window,
                                    val_graphs=str(val_graphs) if val_graphs else None,
                                    videos_dir=str(videos_dir) if videos_dir else None, normalize=normalize,
-                                   seed=seed)
+                                   head=head, seed=seed)
         try:
             s = pretrain_vision(cfg)
         except StepkitError as exc:
