@@ -56,23 +56,16 @@ def parse_mix(text: str) -> dict[str, float]:
     return out
 
 
-def _attr(obj: Any, name: str) -> str | None:
-    for a in obj.attributes:
-        if a.name == name:
-            return a.value
-    return None
-
-
 def object_phrase(obj: Any) -> str:
     """How a description names an object: colour (or material) and label; a person by shirt colour."""
-    colour = _attr(obj, "color")
+    colour = obj.attribute("color")
     if obj.label == "person":
         return f"the person in the {colour} shirt" if colour else "the person"
-    adj = colour or _attr(obj, "material")
+    adj = colour or obj.attribute("material")
     return f"the {adj} {obj.label}" if adj else f"the {obj.label}"
 
 
-def _box_at(obj: Any, t: float) -> tuple[float, float, float, float] | None:
+def box_at(obj: Any, t: float) -> tuple[float, float, float, float] | None:
     """The object's box at the track sample nearest ``t`` (None when not tracked within 0.3 s)."""
     best, gap = None, 0.3 + 1e-9
     for b in obj.track:
@@ -85,7 +78,7 @@ def _box_at(obj: Any, t: float) -> tuple[float, float, float, float] | None:
 def _in_view(graph: Any, t: float) -> list[tuple[Any, tuple[float, float, float, float]]]:
     out = []
     for o in graph.objects:
-        box = _box_at(o, t)
+        box = box_at(o, t)
         if box is not None:
             out.append((o, box))
     return sorted(out, key=lambda ob: ((ob[1][0] + ob[1][2]) / 2, ob[0].id))
@@ -110,7 +103,7 @@ class PerceptionGenerator:
         self.labels: Counter[str] = Counter()
         for g in graphs:
             for o in g.objects:
-                c = _attr(o, "color")
+                c = o.attribute("color")
                 if c:
                     self.colours_of[o.label].add(c)
                     self.all_colours.add(c)
@@ -170,14 +163,14 @@ class PerceptionGenerator:
             return dict(question="Which objects are in view, from left to right?", answer=", ".join(names) + ".",
                         window=(w0, w1), key=f"objects:{t:.1f}")
         if kind == "colour":
-            cands = [o for o, _ in view if _attr(o, "color") and len(self.colours_of[o.label] | self.all_colours) > 1]
+            cands = [o for o, _ in view if o.attribute("color") and len(self.colours_of[o.label] | self.all_colours) > 1]
             if not cands:
                 return None
             o = rng.choice(cands)
             same = [x for x, _ in view if x.label == o.label]
             if len(same) > 1:  # "the cup" must name one object
                 return None
-            colour = _attr(o, "color")
+            colour = o.attribute("color")
             pool = self.colours_of[o.label] if len(self.colours_of[o.label]) >= 4 else self.all_colours
             opts, idx = self._options(colour, pool, rng)
             what = "shirt of the person" if o.label == "person" else o.label

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stepkit.errors import ConfigError, StepkitError
+from stepkit.train.perception import box_at
 
 SUMMARY = "vision_pretrain.json"
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
@@ -72,26 +73,11 @@ class VisionPretrainConfig:
             raise ConfigError(f"pretrain-vision: min_cover must be in (0, 1], got {self.min_cover}")
 
 
-def _attr(obj: Any, name: str) -> str | None:
-    for a in obj.attributes:
-        if a.name == name:
-            return a.value
-    return None
-
-
-def _box_at(obj: Any, t: float, tol: float = 0.3) -> tuple[float, float, float, float] | None:
-    best, gap = None, tol + 1e-9
-    for b in obj.track:
-        if abs(b.t - t) <= gap:
-            best, gap = b.xyxy, abs(b.t - t)
-    return best
-
-
 def token_vocabulary(graphs: list[Any]) -> tuple[list[str], list[str]]:
     """(labels, colours) of the tracked objects of ``graphs``: the targets every visual token is taught."""
     tracked = [o for g in graphs for o in g.objects if o.track]
     labels = sorted({o.label for o in tracked})
-    colours = sorted({c for o in tracked if (c := _attr(o, "color"))})
+    colours = sorted({c for o in tracked if (c := o.attribute("color"))})
     return labels, colours
 
 
@@ -110,7 +96,7 @@ def token_targets(graph: Any, times: list[float], frame_size: tuple[int, int], g
     y = torch.zeros(T * mh * mw, len(labels) + len(colours))
     cell = (W / mw) * (H / mh)
     for ti in range(T):
-        boxes = [(o, b) for o in graph.objects if (b := _box_at(o, times[ti])) is not None]
+        boxes = [(o, b) for o in graph.objects if (b := box_at(o, times[ti])) is not None]
         for yi in range(mh):
             y0, y1 = yi * H / mh, (yi + 1) * H / mh
             for xi in range(mw):
@@ -122,7 +108,7 @@ def token_targets(graph: Any, times: list[float], frame_size: tuple[int, int], g
                         continue
                     if o.label in labels:
                         y[k, labels.index(o.label)] = 1
-                    c = _attr(o, "color")
+                    c = o.attribute("color")
                     if c in colours:
                         y[k, len(labels) + colours.index(c)] = 1
     return y
