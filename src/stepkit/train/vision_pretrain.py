@@ -4,7 +4,8 @@ A model trained from scratch (the tiny learners of the replication study) has a 
 sees nothing, and question-answer loss alone is a weak teacher for it: most of an answer's tokens
 can be predicted from the text. Here every visual token gets its own target instead: which object
 labels and which colours cover its patch of the frame at its frame time, read from the graph's
-tracked boxes (multi-label, binary cross-entropy through a linear head on the projector output).
+tracked boxes (multi-label, binary cross-entropy through a head on the normalised projector output:
+learned, or the decoder's own word embeddings of the labels and colours).
 Only the vision tower and projector learn; the head is discarded and the result is saved as an
 ordinary checkpoint that ``stepkit train --model`` loads. Real checkpoints have pretrained vision
 towers and do not need this stage.
@@ -21,19 +22,16 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from stepkit.errors import ConfigError, StepkitError
+from stepkit.train.config import _f
 from stepkit.train.perception import box_at
 
 SUMMARY = "vision_pretrain.json"
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
