@@ -51,8 +51,20 @@ def test_perception_stage_comes_first_from_its_own_videos() -> None:
     names = [s.name for s in plan]
     stages = {s.name: s.argv for s in plan if s.round in (0, -1)}
     pt = stages["perception-train"]
-    assert pt[1] == str(Path("R/perception/data")) and _opt(pt, "--model") == str(Path("R/start/init"))
-    assert _opt(pt, "--max-steps") == "77" and _opt(pt, "--samples") == "answer" and "--train-vision" in pt
+    assert pt[1] == str(Path("R/perception/data")) and _opt(pt, "--model") == str(Path("R/start/captions"))
+    assert _opt(pt, "--max-steps") == "77" and _opt(pt, "--samples") == "answer" and "--freeze-vision" in pt
+    # a tower that sees first (dense targets from the perception videos' graphs), then captions
+    vp, ct, cd = stages["vision-pretrain"], stages["caption-train"], stages["caption-data"]
+    assert vp[0] == "pretrain-vision" and vp[1] == str(Path("R/perception/world/graphs"))
+    assert _opt(vp, "--model") == str(Path("R/start/init")) and _opt(vp, "--head") == "words"
+    assert _opt(cd, "--mix") == "contents:1,colours:1" and _opt(ct, "--model") == str(Path("R/start/vision"))
+    assert names.index("vision-pretrain") < names.index("caption-train") < names.index("perception-train")
+    # without vision pretraining the perception stage starts from the random model, vision trained
+    plain = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], vision_steps=0,
+                                                                    train_vision=True))}
+    assert "vision-pretrain" not in plain and "caption-train" not in plain
+    assert _opt(plain["perception-train"], "--model") == str(Path("R/start/init"))
+    assert "--train-vision" in plain["perception-train"]
     pw = stages["perception-world"]
     assert _opt(pw, "--seed") == str(cfg.perception_seed) not in (str(cfg.heldout_seed), str(cfg.train_seed))
     pd = stages["perception-data"]
@@ -94,6 +106,12 @@ def test_config_validation(tmp_path: Path) -> None:
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"perception_mix": "colors:1"}))
     with pytest.raises(ConfigError, match="perception_mix: .*unknown kind 'colors'"):
+        load_replicate_config(p)
+    p.write_text(yaml.safe_dump({"vision_head": "mlp"}))
+    with pytest.raises(ConfigError, match="vision_head: words or linear"):
+        load_replicate_config(p)
+    p.write_text(yaml.safe_dump({"caption_steps": -1}))
+    with pytest.raises(ConfigError, match="caption_steps must be >= 0"):
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"armsteps": 3}))
     with pytest.raises(ConfigError, match="armsteps: unknown field"):
@@ -185,7 +203,7 @@ def test_tiny_study_end_to_end(tmp_path: Path) -> None:
     cfg = ReplicateConfig(out=str(tmp_path / "run"), seeds=[0], train_videos=2, heldout_videos=2, duration="6",
                           perception_videos=2, perception_per_video=6, perception_questions_per_video=4,
                           perception_steps=2, base_per_video=6, step_per_video=8, heldout_per_video=9, arm_steps=2,
-                          batch_size=2, num_frames=2, bootstrap=50, eval_bootstrap=20)
+                          vision_steps=2, caption_steps=2, batch_size=2, num_frames=2, bootstrap=50, eval_bootstrap=20)
     table = run_replicate(cfg, env={"OMP_NUM_THREADS": "1"}, results=tmp_path / "docs" / "results.md")
     assert table.count("\n") == 2 + 1 + len(ARMS) + 2
     res = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 
 from stepkit.errors import ConfigError
 from stepkit.graph.serialize import save_graph
-from stepkit.train.perception import KINDS, PerceptionGenerator, generate_perception, object_phrase, parse_mix
+from stepkit.train.perception import DEFAULT_MIX, KINDS, PerceptionGenerator, generate_perception, object_phrase, parse_mix
 
 
 def _graphs(n: int = 8, seed: int = 40):
@@ -32,7 +32,7 @@ def test_records_answer_from_the_graph(graph_dir: Path, tmp_path: Path) -> None:
     s = generate_perception(graph_dir, tmp_path / "p", per_video=30, seed=3)
     rows = [json.loads(line) for line in (tmp_path / "p" / "qa.jsonl").read_text().splitlines()]
     assert s["records"] == len(rows) > 8 * 20 and not s["failed"]
-    assert {r["type"] for r in rows} == {f"perception-{k}" for k in KINDS}
+    assert {r["type"] for r in rows} == {f"perception-{k}" for k in DEFAULT_MIX}
     graphs = {g.video_id: g for g in _graphs()}
     for r in rows:
         g = graphs[r["video_id"]]
@@ -84,8 +84,8 @@ def test_same_seed_same_bytes_and_mix_in(graph_dir: Path, tmp_path: Path) -> Non
 
 
 def test_bad_input_is_named(graph_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown kind 'colours'"):
-        parse_mix("colours:1")
+    with pytest.raises(ConfigError, match="unknown kind 'colour-names'"):
+        parse_mix("colour-names:1")
     with pytest.raises(ConfigError, match="weight > 0"):
         parse_mix("describe:0")
     with pytest.raises(ConfigError, match="no graph files"):
@@ -115,3 +115,19 @@ def test_cli_writes_the_records(graph_dir: Path, tmp_path: Path) -> None:
     assert kinds == {"perception-colour", "perception-exists"}
     res = CliRunner().invoke(app, ["perception", str(graph_dir), "--out", str(tmp_path / "q"), "--mix", "nope"])
     assert res.exit_code != 0 and "unknown kind 'nope'" in res.output
+
+
+def test_captions_list_what_the_whole_video_shows(graph_dir: Path, tmp_path: Path) -> None:
+    s = generate_perception(graph_dir, tmp_path / "c", per_video=5, mix=parse_mix("contents:1,colours:1"), seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "c" / "qa.jsonl").read_text().splitlines()]
+    assert s["by_type"] == {"perception-colours": 8, "perception-contents": 8}  # one of each per video
+    graphs = {g.video_id: g for g in _graphs()}
+    for r in rows:
+        g = graphs[r["video_id"]]
+        assert r["window"] == [0.0, g.duration] and r["options"] is None
+        if r["type"] == "perception-contents":
+            want = sorted({o.label for o in g.objects if o.label != "person"})
+        else:
+            want = sorted({o.attribute("color") for o in g.objects if o.attribute("color")})
+        assert r["answer"] == ", ".join(want) + "."
+    assert set(KINDS) >= {"contents", "colours"}

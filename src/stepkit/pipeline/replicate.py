@@ -31,6 +31,7 @@ CONTROLS = ("frames", "blind", "wrong-video")  # own frames; --frames 0; --video
 _EVAL_DIRS = {"frames": "eval", "blind": "eval_blind", "wrong-video": "eval_wrong_video"}
 _PREP = ("world", "heldout", "questions", "perception-world", "perception-questions", "perception-data", "model")
 _DATA = ("induce", "score", "base-data", "step-data", "oracle-data")
+_LEARN_TO_SEE = ("vision-pretrain", "caption-data", "caption-train", "perception-train")  # the starting model
 BUCKETS = ("1", "2", "3+")
 PERCEPTION_TYPES = "attribute,relation,action,existence"
 PAPER_RELATIVE_GAIN = 0.213  # STEP vs its baseline on STAR >= 3-step questions (Qiu et al., CVPR 2025)
@@ -63,7 +64,12 @@ class ReplicateConfig:
     perception_per_video: int = _f(40, "Dense perception records per perception video (`stepkit perception`).")
     perception_mix: str = _f("describe:1,objects:3,colour:3,exists:2,left-right:2", "Kinds and weights of the perception records.")
     perception_questions_per_video: int = _f(40, "One-step generated questions per perception video, mixed in.")
-    perception_steps: int = _f(1500, "Optimizer steps of the perception stage (the starting model, from scratch).")
+    vision_steps: int = _f(400, "Steps of dense vision pretraining (`stepkit pretrain-vision`) on the perception videos' "
+                                "graphs before any language stage; 0 skips it (and the caption stage).")
+    vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
+    caption_steps: int = _f(1000, "Steps of the caption stage (what-is-in-the-video lists, vision frozen) between the "
+                                  "vision pretraining and the perception stage.")
+    perception_steps: int = _f(1500, "Optimizer steps of the perception stage (the starting model).")
     base_per_video: int = _f(40, "Single-step perception records per training video (base arm data).")
     step_per_video: int = _f(40, "STEP records per training video.")
     step_mix: str = _f("1:0.25,2:0.25,3:0.25,4:0.25", "Step mix of the STEP records.")
@@ -73,7 +79,8 @@ class ReplicateConfig:
     learning_rate: float = _f(1e-3, "Peak learning rate (full fine-tuning of a model trained from scratch).")
     batch_size: int = _f(8, "Samples per optimizer step.")
     num_frames: int = _f(4, "Frames per clip in training and evaluation.")
-    train_vision: bool = _f(True, "Train the vision tower too (a model trained from scratch has no vision to freeze).")
+    train_vision: bool = _f(False, "Train the vision tower in the language stages too (without vision pretraining a "
+                                   "model trained from scratch has no vision to freeze).")
     gate_min_gap: float = _f(10.0, "Perception gate: points the own video must beat another video's by (1-step questions).")
     shuffle_seed: int = _f(0, "Seed of the wrong-video control (the same wrong videos for every model).")
     bootstrap: int = _f(2000, "Bootstrap resamples for the intervals.")
@@ -97,6 +104,10 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: heldout_seed: must differ from train_seed {cfg.train_seed}")
     if cfg.perception_seed in (cfg.heldout_seed, cfg.train_seed):
         raise ConfigError(f"{path}: perception_seed: must differ from train_seed and heldout_seed")
+    if cfg.vision_head not in ("words", "linear"):
+        raise ConfigError(f"{path}: vision_head: words or linear, got {cfg.vision_head!r}")
+    if cfg.vision_steps < 0 or cfg.caption_steps < 0:
+        raise ConfigError(f"{path}: vision_steps and caption_steps must be >= 0")
     for name in ("perception_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos",
                  "perception_videos", "perception_per_video", "workers", "threads"):
         if getattr(cfg, name) < 1:
@@ -180,8 +191,29 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
               str(cfg.num_frames), "--full", "--train-vision" if cfg.train_vision else "--freeze-vision",
               "--threads", str(cfg.threads), "--quiet"]
     start = start_model(cfg)
+    first = root / START / "init"
+    if cfg.vision_steps:
+        # a tower that sees before any language loss, then captions that only the frames can give,
+        # as LLaVA's first stage trains on captions (docs/replication-notes.md)
+        vision, captions = root / START / "vision", root / START / "captions"
+        S.append(Stage("vision-pretrain", vision,
+                       ["pretrain-vision", str(pw / "world" / "graphs"), "--model", str(first), "--out", str(vision),
+                        "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--batch-size",
+                        str(cfg.batch_size), "--num-frames", str(cfg.num_frames), "--seed", str(cfg.start_seed),
+                        "--threads", str(cfg.threads)]))
+        first = vision
+        if cfg.caption_steps:
+            S.append(Stage("caption-data", pw / "captions",
+                           ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "captions"), "--per-video",
+                            "2", "--mix", "contents:1,colours:1", "--seed", str(cfg.perception_seed)]))
+            S.append(Stage("caption-train", captions,
+                           ["train", str(pw / "captions"), "--model", str(vision), "--out", str(captions),
+                            "--samples", "answer", "--max-steps", str(cfg.caption_steps),
+                            "--save-steps", str(max(1, cfg.caption_steps // 2)), "--seed", str(cfg.start_seed), *common],
+                           resume_argv=resume_if_checkpointed))
+            first = captions
     S.append(Stage("perception-train", start,
-                   ["train", str(pw / "data"), "--model", str(root / START / "init"), "--out", str(start),
+                   ["train", str(pw / "data"), "--model", str(first), "--out", str(start),
                     "--samples", "answer", "--max-steps", str(cfg.perception_steps),
                     "--save-steps", str(max(1, cfg.perception_steps // 4)), "--seed", str(cfg.start_seed), *common],
                    resume_argv=resume_if_checkpointed))
@@ -411,9 +443,9 @@ def _run_replicate(cfg: ReplicateConfig, *, on_stage: OnStage | None = None,
     env = {**(env or {}), "OMP_NUM_THREADS": str(cfg.threads)}
     run_stages(by(_PREP), logs, env=env, on_stage=on_stage)
     # the graphs of the STEP arms are induced while the starting model learns to see
-    _parallel([by(("perception-train",)), by(_DATA)], cfg.workers, logs, env, on_stage)
+    _parallel([by(_LEARN_TO_SEE), by(_DATA)], cfg.workers, logs, env, on_stage)
     start_chain = [s for s in stages if s.round == -1]
-    setup = (*_PREP, *_DATA, "perception-train")
+    setup = (*_PREP, *_DATA, *_LEARN_TO_SEE)
     chains = [start_chain, *([s for s in stages if s.round == seed and s.name not in setup]
                              for seed in cfg.seeds)]
     _parallel(chains, cfg.workers, logs, env, on_stage)

@@ -12,7 +12,10 @@ the loss of a perception stage flows through the vision tower:
   label takes across the whole set (so the label alone gives the answer away less);
 - ``exists``: whether a label is in the video, with as many "no" as "yes" answers *per label*
   over the set (the text of the question alone gives nothing away);
-- ``left-right``: which of two objects in view is further left at a moment (option order random).
+- ``left-right``: which of two objects in view is further left at a moment (option order random);
+- ``contents`` / ``colours``: what kinds of objects / which colours the whole video shows, as a
+  sorted list: captions whose every word follows from the frames alone, for a first language stage
+  on a pretrained vision tower (``stepkit pretrain-vision``), as LLaVA's first stage trains on captions.
 
 Records are ordinary :class:`~stepkit.data.record.QRARecord` lines (``steps`` 1, ``type``
 ``perception-*``), trained with ``stepkit train --samples answer``; ``stepkit perception`` writes
@@ -30,7 +33,7 @@ from typing import Any, Iterable
 from stepkit.data.record import QRARecord, load_records
 from stepkit.errors import ConfigError, StepkitError
 
-KINDS = ("describe", "objects", "colour", "exists", "left-right")
+KINDS = ("describe", "objects", "colour", "exists", "left-right", "contents", "colours")
 DEFAULT_MIX = {"describe": 1.0, "objects": 3.0, "colour": 3.0, "exists": 2.0, "left-right": 2.0}
 ANSWER_INSTRUCTION = "Answer the question with a short phrase."
 GENERATOR = "stepkit perception/1"
@@ -195,6 +198,16 @@ class PerceptionGenerator:
             opts = [first, second]
             return dict(question=f"Which is further left: {first} or {second}?", answer=left, options=opts,
                         answer_index=opts.index(left), window=(w0, w1), key=f"lr:{a.id}:{b.id}:{t:.1f}")
+        if kind in ("contents", "colours"):
+            if kind == "contents":
+                words = sorted({o.label for o in g.objects if o.label != "person"})
+                question = "Which kinds of objects are in the video?"
+            else:
+                words = sorted({c for o in g.objects if (c := o.attribute("color"))})
+                question = "Which colours can you see in the video?"
+            if not words:
+                return None
+            return dict(question=question, answer=", ".join(words) + ".", window=(0.0, g.duration), key=kind)
         raise ConfigError(f"unknown perception kind {kind!r}")
 
     def records(self, g: Any, video: str | None, index: int) -> list[QRARecord]:
