@@ -35,22 +35,12 @@ def _consumers(program: Sequence[dict[str, Any]]) -> list[list[int]]:
     return out
 
 
-def _run_from(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any]) -> list:
-    vals = list(values[:start])
-    for i in range(start, len(program)):
-        if i in override:
-            vals.append(override[i])
-            continue
-        n = program[i]
-        v, _ = _FNS[n["op"]](ctx, [vals[j] for j in n["in"]], n["args"])
-        vals.append(v)
-    return vals
-
-
 def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[int, Any],
            memo: dict | None = None) -> list | None:
-    """:func:`_run_from`, or None where the program fails. The common failure, a ``unique`` over
-    a set of other than one item, is found without raising (ablation meets it for most steps).
+    """The values of ``program`` re-executed from node ``start`` with ``override`` nodes replaced
+    (nodes before ``start`` keep ``values``), or None where it fails. The common failure, a
+    ``unique`` over a set of other than one item, is found without raising (ablation meets it for
+    most steps).
     ``memo``: results of the scanning operators by inputs and args (see :class:`Builder`), for
     well-formed programs (the generator's)."""
     vals = list(values[:start])
@@ -80,7 +70,10 @@ def _rerun(program, ctx: GraphContext, values: list, start: int, override: dict[
 
 def run_all(program: Sequence[dict[str, Any]], ctx: GraphContext) -> list:
     """Every node's value (raises :class:`ExecError`)."""
-    return _run_from(program, ctx, [], 0, {})
+    vals: list = []
+    for n in program:
+        vals.append(_FNS[n["op"]](ctx, [vals[j] for j in n["in"]], n["args"])[0])
+    return vals
 
 
 _AGGREGATE = frozenset({"exists", "count", "compare_count"})
