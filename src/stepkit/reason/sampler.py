@@ -573,6 +573,17 @@ class Sampler:
             got = self._cache[key] = build()
         return got
 
+    def _viable_in_window(self, qtype: str, variant: str, pool, fits):
+        """The ``viable`` test of :meth:`_maybe_anchor` for a question over the events of ``pool``:
+        whether a window (less ``excl``) holds one that ``fits`` this variant. Which events fit a
+        window does not depend on the window, so they are found once per balance."""
+        def viable(inw, excl, left):
+            fit = self._memo_balanced(qtype, ("windowed", variant, left),
+                                      lambda: [i for i in pool if fits(i, True, left)])
+            return any(i in inw and i not in excl for i in fit)
+
+        return viable
+
     def _memo_balanced(self, qtype: str, key: tuple, build):
         """A cache of candidate lists of questions of ``qtype`` that read the generator's balance
         (``slot_ok``, ``balance_ok``) or ``done``: valid until the generator keeps a record of that
@@ -663,12 +674,7 @@ class Sampler:
             return (self._plain_ok(e.object, extra) and (self.fan[("ro", e.object, e.predicate)] == 1) != windowed
                     and not (e.subject in self.persons and is_person_label(ctx.objects[e.subject].label)))
 
-        def viable(inw, excl, left):
-            # (the relations that fit a window do not depend on the window: found once per balance)
-            fit = self._memo_balanced("relation", ("windowed", variant, left), lambda: [
-                i for i in ctx.relations if fits(i, True, left)])
-            return any(i in inw and i not in excl for i in fit)
-
+        viable = self._viable_in_window("relation", variant, ctx.relations, fits)
         w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("relation", variant)) if can_window
                             else (None, "", n - 1))
         src = [w] if w is not None else []
@@ -753,12 +759,7 @@ class Sampler:
                     and (self.pair[("a", e.agent, e.object)] == 1) != windowed
                     and self.slot_ok("action", (None, ctx.objects[e.object].label), ctx.verb(e.verb)))
 
-        def viable(inw, excl, left):
-            # (the actions that fit a window do not depend on the window: found once per balance)
-            fit = self._memo_balanced("action", ("windowed", variant, left), lambda: [
-                i for i in self.obj_actions if fits(i, True, left)])
-            return any(i in inw and i not in excl for i in fit)
-
+        viable = self._viable_in_window("action", variant, self.obj_actions, fits)
         w, anchor, extra = (self._maybe_anchor(b, n - 1, viable=viable, balanced=("action", variant)) if can_window
                             else (None, "", n - 1))
         src = [w] if w is not None else []
