@@ -231,8 +231,8 @@ class Balancer:
         c = self.skeletons.get(skel, _NO_ANSWERS)
         if yesno:
             other = "no" if answer == "yes" else "yes"
-            return c[answer] + 1 - c[other] <= YESNO_SLACK
-        k = c[answer] + 1
+            return c.get(answer, 0) + 1 - c.get(other, 0) <= YESNO_SLACK
+        k = c.get(answer, 0) + 1
         if k <= SMALL_BUCKET_ALLOWANCE:  # within the allowance whatever the total (the common case)
             return True
         return k <= max(SMALL_BUCKET_ALLOWANCE, self.skeleton_cap * (sum(c.values()) + 1))
@@ -247,8 +247,8 @@ class Balancer:
         c = self.counts[bucket]
         if yesno:
             other = "no" if answer == "yes" else "yes"
-            return c[answer] + 1 - c[other] <= YESNO_SLACK
-        k = c[answer] + 1
+            return c.get(answer, 0) + 1 - c.get(other, 0) <= YESNO_SLACK
+        k = c.get(answer, 0) + 1
         if k <= SMALL_BUCKET_ALLOWANCE:
             return True
         return k <= max(SMALL_BUCKET_ALLOWANCE, self._cap(bucket) * (sum(c.values()) + 1))
@@ -579,8 +579,9 @@ class Generator:
         """One record of ``steps`` steps within ``budget`` attempts, or None."""
         weights, type_counts = self.type_weights, self.type_counts
         feasible, cum = self._feasible(steps)
-        if any(failing[(t, steps)] >= DEAD_AFTER for t in feasible):
-            alive = [t for t in feasible if failing[(t, steps)] < DEAD_AFTER]
+        fails = failing.get  # (.get: a Counter's missing key costs a Python-level __missing__ call)
+        if any(fails((t, steps), 0) >= DEAD_AFTER for t in feasible):
+            alive = [t for t in feasible if fails((t, steps), 0) < DEAD_AFTER]
             feasible, cum = alive, list(itertools.accumulate(weights[t] for t in alive))
         if not feasible:
             return None
@@ -589,13 +590,13 @@ class Generator:
         n1 = self.total + 1
         # (a type that has just failed on this graph is not forced first again: the lagging type
         # of the whole run is often one this graph has little of)
-        fresh = [t for t in feasible if failing[(t, steps)] < LAGGING_RETRIES] or feasible
+        fresh = [t for t in feasible if fails((t, steps), 0) < LAGGING_RETRIES] or feasible
         lagging = max(fresh, key=lambda t: (weights[t] * n1 - type_counts[t], t))
         need_anchor = steps >= 3 and self.anchored_multi < ANCHOR_SHARE * (self.multi + 1)
         sampler.force_anchor = need_anchor
         if need_anchor:
             # while anchors are short, only types that can still give one are drawn (but the last attempt)
-            anchorable = [t for t in feasible if t not in UNANCHORED_TYPES and failing[("unanchored", t, steps)] < 2]
+            anchorable = [t for t in feasible if t not in UNANCHORED_TYPES and fails(("unanchored", t, steps), 0) < 2]
             a_cum = list(itertools.accumulate(weights[t] for t in anchorable))
         for attempt in range(budget):
             late = attempt >= budget - 1
@@ -603,7 +604,7 @@ class Generator:
                 if not anchorable:
                     continue
                 qtype = lagging if attempt < 2 and lagging in anchorable else rng.choices(anchorable, cum_weights=a_cum)[0]
-                if failing[("unanchored", qtype, steps)] >= 2:
+                if fails(("unanchored", qtype, steps), 0) >= 2:
                     continue
             else:
                 qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
@@ -617,8 +618,9 @@ class Generator:
             try:
                 cand = sampler.sample(qtype, steps, want)
             except (Reject, ExecError) as exc:
-                self.drops[exc.reason] += 1
-                self.drops_by_type[qtype][exc.reason] += 1
+                reason = exc.reason  # (Reject.reason is a property: read it once)
+                self.drops[reason] += 1
+                self.drops_by_type[qtype][reason] += 1
                 failing[(qtype, steps)] += 1
                 continue
             if need_anchor and not cand.anchored and not late:

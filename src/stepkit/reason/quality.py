@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from stepkit.reason.lexicon import clean, lexicon, noun_info, ordinal, plural, verb_forms
-from stepkit.reason.ops import _FNS, _MEMO_OPS, _STEP, ExecError, GraphContext, Window, _memo_key, op_unique
+from stepkit.reason.ops import _FNS, _MEMO_OPS, _STEP, ExecError, GraphContext, Window, _memo_key, answer_text, op_unique
 
 DEFAULT_MARGIN = 1.0
 _PASS_THROUGH = frozenset({"filter_events", "filter_attr", "except", "intersect"})
@@ -87,13 +87,11 @@ def _outcome(program, vals: list, ctx: GraphContext | None = None) -> tuple:
     if last["op"] in _AGGREGATE:
         return (v,) + tuple(vals[j] for j in last["in"] if not isinstance(vals[j], Window))
     if ctx is not None and isinstance(v, str) and (v in ctx.events or v in ctx.objects):
-        from stepkit.reason.ops import answer_text
-
         return (answer_text(v, ctx),)
     return (v,)
 
 
-def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: list[list[int]]) -> Any:
+def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: list[list[int]] | None) -> Any:
     """The value node ``i`` has without its step, or ``KeyError`` when the step defines the question."""
     n = program[i]
     op = n["op"]
@@ -128,7 +126,8 @@ def noop_steps(program: Sequence[dict[str, Any]], ctx: GraphContext, values: lis
     ``memo``: see :func:`_rerun`."""
     if values is None:
         values = run_all(program, ctx)
-    consumers = _consumers(program)
+    # (only a hop's ablation reads who consumes a node)
+    consumers = _consumers(program) if any(n["op"] == "hop" for n in program) else None
     want = _outcome(program, values, ctx)
     out = []
     for i, n in enumerate(program):

@@ -200,12 +200,12 @@ class Sampler:
             opts = [o for o in opts if "{participle}" not in o]
         if not opts:
             raise Reject("no-candidate")
-        counts = self.phrase_counts
+        count = self.phrase_counts.get
         order = list(range(len(opts)))
         self.rng.shuffle(order)
-        i, least = order[0], counts[(template_key, opts[order[0]])]
+        i, least = order[0], count((template_key, opts[order[0]]), 0)
         for j in order[1:]:  # the first of the least used, as min() picks
-            c = counts[(template_key, opts[j])]
+            c = count((template_key, opts[j]), 0)
             if c < least:
                 i, least = j, c
         self.phrasing = (template_key, opts[i])
