@@ -69,6 +69,12 @@ def test_perception_stage_comes_first_from_its_own_videos() -> None:
     assert _opt(pw, "--seed") == str(cfg.perception_seed) not in (str(cfg.heldout_seed), str(cfg.train_seed))
     pd = stages["perception-data"]
     assert pd[0] == "perception" and _opt(pd, "--mix-in") == str(Path("R/perception/questions/qa.jsonl"))
+    # the captions go on into the perception stage (the decoder keeps reading the frames), so they come first
+    assert pd[pd.index(str(Path("R/perception/captions/qa.jsonl"))) - 1] == "--mix-in"
+    assert names.index("caption-data") < names.index("perception-data")
+    off = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], captions_in_perception=False))}
+    assert str(Path("R/perception/captions/qa.jsonl")) not in off["perception-data"] and "caption-train" in off
+    assert "caption-data" not in plain and str(Path("R/perception/captions/qa.jsonl")) not in plain["perception-data"]
     # every arm starts after the perception stage, from its model
     assert names.index("perception-train") < min(i for i, n in enumerate(names) if n.startswith("train-"))
 
@@ -118,6 +124,18 @@ def test_config_validation(tmp_path: Path) -> None:
         load_replicate_config(p)
     bundled = Path(__file__).resolve().parents[2] / "src" / "stepkit" / "pipeline" / "configs" / "replicate.yaml"
     assert load_replicate_config(bundled).seeds and len(plan_replicate(load_replicate_config(bundled))) > 10
+
+
+def test_bundled_configs_are_found_by_name() -> None:
+    from stepkit.pipeline.cli import CONFIGS, _bundled
+
+    assert _bundled(Path("replicate-see")) == CONFIGS / "replicate-see.yaml"
+    assert _bundled(Path("no-such-config")) == Path("no-such-config")  # left for the loader to name
+    see = load_replicate_config(_bundled(Path("replicate-see")))
+    assert see.perception_seed not in (see.heldout_seed, see.train_seed) and see.vision_steps > 0
+    stages = {s.name: s.argv for s in plan_replicate(see)}
+    assert "--hidden-size" in stages["model"] and "--mix-in" in stages["perception-data"]
+    assert any(a.endswith(str(Path("perception/captions/qa.jsonl"))) for a in stages["perception-data"])
 
 
 def _write(d: Path, rows: list[dict]) -> None:

@@ -99,8 +99,14 @@ def demo_cmd(
     _run(cfg, dry_run, threads, title="stepkit demo: STEP on a synthetic world with a tiny Video-LLM")
 
 
+def _bundled(config: Path) -> Path:
+    """A config path as given, or the bundled ``configs/NAME.yaml`` when only a name is given."""
+    named = CONFIGS / f"{config}.yaml"
+    return named if not config.exists() and config.suffix == "" and named.is_file() else config
+
+
 def replicate_cmd(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Replication YAML config (default: the bundled configs/replicate.yaml)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Replication YAML config, or the name of a bundled one (replicate, replicate-see; default: replicate)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (overrides the config's 'out')."),
     results: Optional[Path] = typer.Option(None, "--results", help="Also write the results page here (e.g. docs/results.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
@@ -112,7 +118,7 @@ def replicate_cmd(
     from stepkit.pipeline.selftrain import stage_env
 
     try:
-        cfg = load_replicate_config(config or CONFIGS / "replicate.yaml")
+        cfg = load_replicate_config(_bundled(config) if config else CONFIGS / "replicate.yaml")
         if out is not None:
             cfg.out = str(out)
         if dry_run:

@@ -29,9 +29,10 @@ ARMS = ("base", "answer-only", "step", "oracle")
 START = "start"  # the starting model every arm trains from (the output of the perception stage)
 CONTROLS = ("frames", "blind", "wrong-video")  # own frames; --frames 0; --videos-from shuffle
 _EVAL_DIRS = {"frames": "eval", "blind": "eval_blind", "wrong-video": "eval_wrong_video"}
-_PREP = ("world", "heldout", "questions", "perception-world", "perception-questions", "perception-data", "model")
+_PREP = ("world", "heldout", "questions", "perception-world", "perception-questions", "caption-data", "perception-data",
+         "model")
 _DATA = ("induce", "score", "base-data", "step-data", "oracle-data")
-_LEARN_TO_SEE = ("vision-pretrain", "caption-data", "caption-train", "perception-train")  # the starting model
+_LEARN_TO_SEE = ("vision-pretrain", "caption-train", "perception-train")  # the starting model
 BUCKETS = ("1", "2", "3+")
 PERCEPTION_TYPES = "attribute,relation,action,existence"
 PAPER_RELATIVE_GAIN = 0.213  # STEP vs its baseline on STAR >= 3-step questions (Qiu et al., CVPR 2025)
@@ -69,6 +70,8 @@ class ReplicateConfig:
     vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
     caption_steps: int = _f(1000, "Steps of the caption stage (what-is-in-the-video lists, vision frozen) between the "
                                   "vision pretraining and the perception stage.")
+    captions_in_perception: bool = _f(True, "Mix the caption records into the perception stage too, so that the decoder "
+                                            "keeps reading the frames while it learns multiple choice.")
     perception_steps: int = _f(1500, "Optimizer steps of the perception stage (the starting model).")
     base_per_video: int = _f(40, "Single-step perception records per training video (base arm data).")
     step_per_video: int = _f(40, "STEP records per training video.")
@@ -151,6 +154,7 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
     world, held, pw = root / "world", root / "heldout", root / "perception"
     induced = root / "induced"
     wargs = ["--duration", cfg.duration, "--size", cfg.size]
+    captions = bool(cfg.vision_steps and cfg.caption_steps)  # captions only ever follow vision pretraining
     S: list[Stage] = [
         Stage("world", world, ["world", "--out", str(world), "--videos", str(cfg.train_videos), "--seed",
                                str(cfg.train_seed), *wargs]),
@@ -166,10 +170,14 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
               ["generate", str(pw / "world" / "graphs"), "--out", str(pw / "questions"), "--per-video",
                str(cfg.perception_questions_per_video), "--steps", "1:1", "--seed", str(cfg.perception_seed)],
               ok_codes=(0, 2)),
+        *([Stage("caption-data", pw / "captions",
+                 ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "captions"), "--per-video",
+                  "2", "--mix", "contents:1,colours:1", "--seed", str(cfg.perception_seed)])] if captions else []),
         Stage("perception-data", pw / "data",
               ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "data"), "--per-video",
                str(cfg.perception_per_video), "--mix", cfg.perception_mix, "--seed", str(cfg.perception_seed),
-               "--mix-in", str(pw / "questions" / "qa.jsonl")]),
+               "--mix-in", str(pw / "questions" / "qa.jsonl"),
+               *(["--mix-in", str(pw / "captions" / "qa.jsonl")] if captions and cfg.captions_in_perception else [])]),
         Stage("model", root / START / "init", ["models", "tiny", "--family", cfg.family, "--out",
                                                str(root / START / "init"), "--seed", str(cfg.start_seed),
                                                "--overwrite", *cfg.tiny_args]),
@@ -195,23 +203,20 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
     if cfg.vision_steps:
         # a tower that sees before any language loss, then captions that only the frames can give,
         # as LLaVA's first stage trains on captions (docs/replication-notes.md)
-        vision, captions = root / START / "vision", root / START / "captions"
+        vision, caption_model = root / START / "vision", root / START / "captions"
         S.append(Stage("vision-pretrain", vision,
                        ["pretrain-vision", str(pw / "world" / "graphs"), "--model", str(first), "--out", str(vision),
                         "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--batch-size",
                         str(cfg.batch_size), "--num-frames", str(cfg.num_frames), "--seed", str(cfg.start_seed),
                         "--threads", str(cfg.threads)]))
         first = vision
-        if cfg.caption_steps:
-            S.append(Stage("caption-data", pw / "captions",
-                           ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "captions"), "--per-video",
-                            "2", "--mix", "contents:1,colours:1", "--seed", str(cfg.perception_seed)]))
-            S.append(Stage("caption-train", captions,
-                           ["train", str(pw / "captions"), "--model", str(vision), "--out", str(captions),
+        if captions:
+            S.append(Stage("caption-train", caption_model,
+                           ["train", str(pw / "captions"), "--model", str(vision), "--out", str(caption_model),
                             "--samples", "answer", "--max-steps", str(cfg.caption_steps),
                             "--save-steps", str(max(1, cfg.caption_steps // 2)), "--seed", str(cfg.start_seed), *common],
                            resume_argv=resume_if_checkpointed))
-            first = captions
+            first = caption_model
     S.append(Stage("perception-train", start,
                    ["train", str(pw / "data"), "--model", str(first), "--out", str(start),
                     "--samples", "answer", "--max-steps", str(cfg.perception_steps),
