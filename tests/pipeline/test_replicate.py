@@ -75,6 +75,12 @@ def test_perception_stage_comes_first_from_its_own_videos() -> None:
     off = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], captions_in_perception=False))}
     assert str(Path("R/perception/captions/qa.jsonl")) not in off["perception-data"] and "caption-train" in off
     assert "caption-data" not in plain and str(Path("R/perception/captions/qa.jsonl")) not in plain["perception-data"]
+    # the caption kinds are the config's, one record of each per video
+    assert _opt(cd, "--mix") == "contents:1,colours:1" and _opt(cd, "--per-video") == "2"
+    bound = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3],
+                                                                    caption_mix="contents:1,object-colours:2,colours:0"))}
+    assert _opt(bound["caption-data"], "--mix") == "contents:1,object-colours:2,colours:0"
+    assert _opt(bound["caption-data"], "--per-video") == "2"
     # every arm starts after the perception stage, from its model
     assert names.index("perception-train") < min(i for i, n in enumerate(names) if n.startswith("train-"))
 
@@ -115,6 +121,9 @@ def test_config_validation(tmp_path: Path) -> None:
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"vision_head": "mlp"}))
     with pytest.raises(ConfigError, match="vision_head: words or linear"):
+        load_replicate_config(p)
+    p.write_text(yaml.safe_dump({"caption_mix": "contents:1,nope:1"}))
+    with pytest.raises(ConfigError, match="caption_mix: .*unknown kind 'nope'"):
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"caption_steps": -1}))
     with pytest.raises(ConfigError, match="caption_steps must be >= 0"):

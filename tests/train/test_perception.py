@@ -131,3 +131,35 @@ def test_captions_list_what_the_whole_video_shows(graph_dir: Path, tmp_path: Pat
             want = sorted({o.attribute("color") for o in g.objects if o.attribute("color")})
         assert r["answer"] == ", ".join(want) + "."
     assert set(KINDS) >= {"contents", "colours"}
+
+
+def test_object_colours_name_each_label_before_its_colours(graph_dir: Path, tmp_path: Path) -> None:
+    s = generate_perception(graph_dir, tmp_path / "b", per_video=3, mix=parse_mix("object-colours:1"), seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "b" / "qa.jsonl").read_text().splitlines()]
+    assert s["by_type"] == {"perception-object-colours": 8}  # one per video: the caption has one form
+    graphs = {g.video_id: g for g in _graphs()}
+    for r in rows:
+        g = graphs[r["video_id"]]
+        colours: dict[str, set[str]] = {}
+        for o in g.objects:
+            if o.label != "person" and o.attribute("color"):
+                colours.setdefault(o.label, set()).add(o.attribute("color"))
+        want = " ".join(f"{lab}: {' and '.join(sorted(cs))}." for lab, cs in sorted(colours.items()))
+        assert r["answer"] == want and r["window"] == [0.0, g.duration]
+        first = sorted(colours)[0]
+        assert r["answer"].startswith(f"{first}: ")  # the label comes first, its colour after it
+
+
+def test_actions_caption_lists_every_action_in_time_order(graph_dir: Path, tmp_path: Path) -> None:
+    from stepkit.reason.ops import GraphContext
+
+    generate_perception(graph_dir, tmp_path / "a", per_video=2, mix=parse_mix("actions:1"), seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "a" / "qa.jsonl").read_text().splitlines()]
+    graphs = {g.video_id: g for g in _graphs()}
+    assert rows and all(r["type"] == "perception-actions" for r in rows)
+    for r in rows:
+        g = graphs[r["video_id"]]
+        ctx = GraphContext(g, natural=True)
+        first = min(g.actions, key=lambda a: a.t0)
+        assert r["answer"].startswith(ctx.action_phrase(first.id))
+        assert r["answer"].count(",") == len(g.actions) - 1

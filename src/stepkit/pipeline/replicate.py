@@ -70,6 +70,8 @@ class ReplicateConfig:
     vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
     caption_steps: int = _f(1000, "Steps of the caption stage (what-is-in-the-video lists, vision frozen) between the "
                                   "vision pretraining and the perception stage.")
+    caption_mix: str = _f("contents:1,colours:1", "Caption kinds of the caption stage (`stepkit perception --mix`; "
+                                                  "one record of each per perception video).")
     captions_in_perception: bool = _f(True, "Mix the caption records into the perception stage too, so that the decoder "
                                             "keeps reading the frames while it learns multiple choice.")
     perception_steps: int = _f(1500, "Optimizer steps of the perception stage (the starting model).")
@@ -121,10 +123,11 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: gate_min_gap: accuracy points between 0 and 100, got {cfg.gate_min_gap}")
     from stepkit.train.perception import parse_mix
 
-    try:
-        parse_mix(cfg.perception_mix)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: perception_mix: {exc}") from None
+    for name in ("perception_mix", "caption_mix"):
+        try:
+            parse_mix(getattr(cfg, name))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {name}: {exc}") from None
     return cfg
 
 
@@ -150,6 +153,8 @@ def start_model(cfg: ReplicateConfig) -> Path:
 
 def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
     """Every stage of the study, in order (pure)."""
+    from stepkit.train.perception import parse_mix
+
     root = Path(cfg.out)
     world, held, pw = root / "world", root / "heldout", root / "perception"
     induced = root / "induced"
@@ -172,7 +177,8 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
               ok_codes=(0, 2)),
         *([Stage("caption-data", pw / "captions",
                  ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "captions"), "--per-video",
-                  "2", "--mix", "contents:1,colours:1", "--seed", str(cfg.perception_seed)])] if captions else []),
+                  str(sum(w > 0 for w in parse_mix(cfg.caption_mix).values())), "--mix", cfg.caption_mix, "--seed",
+                  str(cfg.perception_seed)])] if captions else []),
         Stage("perception-data", pw / "data",
               ["perception", str(pw / "world" / "graphs"), "--out", str(pw / "data"), "--per-video",
                str(cfg.perception_per_video), "--mix", cfg.perception_mix, "--seed", str(cfg.perception_seed),

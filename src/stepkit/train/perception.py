@@ -15,7 +15,14 @@ the loss of a perception stage flows through the vision tower:
 - ``left-right``: which of two objects in view is further left at a moment (option order random);
 - ``contents`` / ``colours``: what kinds of objects / which colours the whole video shows, as a
   sorted list: captions whose every word follows from the frames alone, for a first language stage
-  on a pretrained vision tower (``stepkit pretrain-vision``), as LLaVA's first stage trains on captions.
+  on a pretrained vision tower (``stepkit pretrain-vision``), as LLaVA's first stage trains on captions;
+- ``object-colours``: each kind of object with its colour(s), in label order ("book: red. cup: blue
+  and green."): a caption in which every colour comes *after* the object it belongs to, so that
+  predicting it binds a colour to a named object, as "What colour is the book?" needs (in
+  ``contents`` and ``colours`` nothing ties the two);
+- ``actions``: every action of the video in time order, phrased as the generated questions phrase
+  them ("walk to the table, pick up the pillow, ..."): the dense target for "which action came
+  second?" (each action lasts about a second, so it is seen only with frames a second or so apart).
 
 Records are ordinary :class:`~stepkit.data.record.QRARecord` lines (``steps`` 1, ``type``
 ``perception-*``), trained with ``stepkit train --samples answer``; ``stepkit perception`` writes
@@ -33,7 +40,8 @@ from typing import Any, Iterable
 from stepkit.data.record import QRARecord, load_records
 from stepkit.errors import ConfigError, StepkitError
 
-KINDS = ("describe", "objects", "colour", "exists", "left-right", "contents", "colours")
+KINDS = ("describe", "objects", "colour", "exists", "left-right", "contents", "colours", "object-colours",
+         "actions")
 DEFAULT_MIX = {"describe": 1.0, "objects": 3.0, "colour": 3.0, "exists": 2.0, "left-right": 2.0}
 ANSWER_INSTRUCTION = "Answer the question with a short phrase."
 GENERATOR = "stepkit perception/1"
@@ -208,6 +216,25 @@ class PerceptionGenerator:
             if not words:
                 return None
             return dict(question=question, answer=", ".join(words) + ".", window=(0.0, g.duration), key=kind)
+        if kind == "object-colours":
+            by_label: dict[str, set[str]] = defaultdict(set)
+            for o in g.objects:
+                if o.label != "person" and (c := o.attribute("color")):
+                    by_label[o.label].add(c)
+            if not by_label:
+                return None
+            parts = [f"{lab}: {' and '.join(sorted(cs))}." for lab, cs in sorted(by_label.items())]
+            return dict(question="What colour is each kind of object in the video?", answer=" ".join(parts),
+                        window=(0.0, g.duration), key=kind)
+        if kind == "actions":
+            from stepkit.reason.ops import GraphContext
+
+            if not g.actions:
+                return None
+            ctx = GraphContext(g, natural=True)
+            steps = [ctx.action_phrase(a.id) for a in sorted(g.actions, key=lambda a: (a.t0, a.t1, a.id))]
+            return dict(question="What happens in the video, in order?", answer=", ".join(steps) + ".",
+                        window=(0.0, g.duration), key=kind)
         raise ConfigError(f"unknown perception kind {kind!r}")
 
     def records(self, g: Any, video: str | None, index: int) -> list[QRARecord]:
