@@ -24,6 +24,7 @@ from stepkit.errors import ConfigError
 from stepkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from stepkit.pipeline.config import build_dataclass, read_yaml
 from stepkit.pipeline.stages import OnStage, Stage, resume_if_checkpointed, run_stages, save_run_config
+from stepkit.train.perception import parse_mix
 
 ARMS = ("base", "answer-only", "step", "oracle")
 START = "start"  # the starting model every arm trains from (the output of the perception stage)
@@ -121,8 +122,6 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: heldout_videos: the wrong-video control needs at least 2 held-out videos")
     if not 0 <= cfg.gate_min_gap <= 100:
         raise ConfigError(f"{path}: gate_min_gap: accuracy points between 0 and 100, got {cfg.gate_min_gap}")
-    from stepkit.train.perception import parse_mix
-
     for name in ("perception_mix", "caption_mix"):
         try:
             parse_mix(getattr(cfg, name))
@@ -153,8 +152,6 @@ def start_model(cfg: ReplicateConfig) -> Path:
 
 def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
     """Every stage of the study, in order (pure)."""
-    from stepkit.train.perception import parse_mix
-
     root = Path(cfg.out)
     world, held, pw = root / "world", root / "heldout", root / "perception"
     induced = root / "induced"
