@@ -271,6 +271,11 @@ def _(t, w):
     return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--steps", "9:1"]
 
 
+@case("generate-negative-answer-excess", 1, "--answer-excess", "0 or more")
+def _(t, w):
+    return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--answer-excess", "-1"]
+
+
 @case("generate-bad-format", 1, "--format", "unknown format")
 def _(t, w):
     return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--format", "docx"]

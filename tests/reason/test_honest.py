@@ -232,7 +232,7 @@ def test_no_questions_ask_plausible_pairs(charades_run):
     prior = load_prior()
     n = 0
     for rec in recs:
-        if rec.answer == "no" and rec.provenance["variant"] == "existence_event":
+        if rec.answer == "no" and rec.provenance["variant"] in ("existence_event", "existence_relation"):
             node = next(x for x in rec.program if x["op"] == "filter_events")
             objs = [x["args"]["label"] for x in rec.program if x["op"] == "objects" and x["args"]["label"] != "person"]
             assert all(prior.is_plausible(node["args"]["label"], o) for o in objs), rec.question
@@ -342,3 +342,111 @@ def test_empty_searches_name_what_they_looked_for(tmp_path):
     assert len(empty) > 20
     dangling = [t for t in empty if re.search(r"\b(to|at|on|in|with|from|into|onto)\.$", t)]
     assert dangling == []
+
+
+_CUP_VERBS = ["hold", "put down", "throw", "wash", "open"]
+
+
+def _cup_graph() -> STSG:
+    """One person doing each of ``_CUP_VERBS`` to a cup (so every verb is seen with a cup)."""
+    g = STSG(video_id="cups", fps=10.0, duration=30.0, num_frames=300)
+    g.objects += [Object("p1", "person"), Object("c1", "cup")]
+    g.actions += [Action(f"a{k}", "p1", v, 2.0 + 4 * k, 4.0 + 4 * k, object="c1") for k, v in enumerate(_CUP_VERBS)]
+    return g
+
+
+def _distractors(answer_excess=None):
+    from stepkit.reason.generate import Distractors
+
+    d = Distractors(random.Random(0), 4, answer_excess=answer_excess)
+    d.observe(GraphContext(_cup_graph(), natural=True))
+    return d
+
+
+def _verb_candidate(answer: str, verbs: list[str]):
+    """A "how did the person interact with the cup?" candidate (options: verbs done elsewhere)."""
+    from stepkit.reason.ops import Builder
+    from stepkit.reason.sampler import Candidate
+
+    return Candidate("action", "action_verb", Builder(GraphContext(one_box(), natural=True)),
+                     "How did the person interact with the cup?", answer, "verb", conflicts=verbs,
+                     slot=(None, "cup"))
+
+
+def test_a_value_right_more_often_than_chance_in_its_slot_waits():
+    """"hold" in "how did the person interact with the cup?" is true of nearly every object, so
+    it was rarely a distractor there and the answer wherever offered: a text-only bet."""
+    d = _distractors(answer_excess=1.5)
+    verbs = _CUP_VERBS
+    kept = 0
+    for _ in range(6):
+        got = d.options(_verb_candidate("hold", verbs))
+        if isinstance(got, tuple):
+            d.commit(_verb_candidate("hold", verbs), got[0])
+            kept += 1
+        else:
+            assert got == "answer-over-offered"
+    # chance is 1 in 4 per record: "hold" may lead chance by answer_excess (1.5) answers at most
+    # (2 right of 2 offers is 1.5 ahead; a third would be 2.25)
+    assert kept == 2
+    # once it has been offered without being right, it may be the answer again
+    for other in ("throw", "wash", "open", "put down"):
+        got = d.options(_verb_candidate(other, verbs))
+        assert isinstance(got, tuple) and "hold" in got[0], got
+        d.commit(_verb_candidate(other, verbs), got[0])
+    assert isinstance(d.options(_verb_candidate("hold", verbs)), tuple)
+    # without the cap (the default) nothing waits
+    d = _distractors()
+    assert all(isinstance(d.options(_verb_candidate("hold", verbs)), tuple) for _ in range(6))
+
+
+def test_answer_excess_is_a_generate_setting(random_graphs_dir, tmp_path):
+    loose = generate(random_graphs_dir, tmp_path / "loose", GenerateConfig(per_video=30, seed=0))
+    strict = generate(random_graphs_dir, tmp_path / "strict", GenerateConfig(per_video=30, seed=0, answer_excess=1.0))
+    assert "answer-over-offered" not in loose["drops"] and strict["drops"]["answer-over-offered"] > 0
+    assert strict["config"]["answer_excess"] == 1.0
+
+
+def test_a_value_offered_too_often_in_its_slot_is_not_offered_there():
+    """A distractor that is never right in its slot is eliminable from the text alone, even when
+    it is right often elsewhere (its kind-wide count is balanced)."""
+    from stepkit.reason.generate import DISTRACTOR_SLACK
+
+    d = _distractors()
+    key = "verb|cup"
+    d.as_option[(key, "throw")] = DISTRACTOR_SLACK  # offered 4 times with the cup, never right there
+    d.as_answer[("verb", "throw")] = 5  # and right 5 times elsewhere
+    for _ in range(5):
+        got = d.options(_verb_candidate("hold", _CUP_VERBS))
+        assert isinstance(got, tuple) and "throw" not in got[0]
+
+
+def test_what_follows_an_anchor_is_balanced_per_anchor_thing():
+    """"What happened after the person walked to the door?" is mostly "open the door" in a scripted
+    world: the verb that follows is capped per anchor verb *and* thing, not per verb alone."""
+    from stepkit.reason.generate import Generator
+
+    g = one_box()
+    s = Sampler(GraphContext(g, natural=True), random.Random(0))
+    assert s._temporal_keys("a1", "after") == ("temporal|after|pick up", "temporal|after|pick up|cup")
+    gen = Generator(GenerateConfig(per_video=30, seed=0))
+    recs = gen.records(g)
+    keys = {k for k in gen.balancer.skeletons if k.startswith("temporal|")}
+    assert not recs or all(k.count("|") in (2, 3) for k in keys)
+    assert any(k.count("|") == 3 for k in keys) == any(k.count("|") == 2 for k in keys)
+
+
+def test_counts_in_a_window_are_balanced_per_mode(charades_run):
+    """"How many things happened while ...?" is large (spans overlap), "... before ...?" often 0:
+    the mode is the count's slot, so its answers are capped and its options balanced per mode."""
+    from collections import Counter as C
+
+    _, _, recs = charades_run
+    by_mode: dict[str, C] = defaultdict(C)
+    for r in recs:
+        if r.provenance["variant"] == "counting_window":
+            mode = next(n["args"]["mode"] for n in r.program if n["op"] == "localize")
+            by_mode[mode][r.answer] += 1
+    for mode, c in by_mode.items():
+        n = sum(c.values())
+        assert c.most_common(1)[0][1] <= max(3, 0.3 * (n + 1)), (mode, c)

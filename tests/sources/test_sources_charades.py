@@ -184,6 +184,15 @@ def test_slash_labels_become_natural_nouns():
     assert {o.label for o in with_star_labels(g).objects} >= {"cup/glass/bottle", "jacket"}
 
 
+def test_free_text_object_words_lose_their_articles():
+    """Row 61UIO's objects column reads "a book;a bottle of sprite;and a stool": labels such as
+    "a bottle of sprite" became "Can you see an a bottle of sprite in the video?"."""
+    g, _ = row_to_graph(_row(objects="a book;a bottle of sprite;and a stool;chair;The table", actions="c106 0 3"))
+    labels = {o.label for o in g.objects}
+    assert {"book", "bottle of sprite", "stool", "chair", "table"} <= labels
+    assert not any(x.split()[0] in ("a", "an", "and", "the") for x in labels), labels
+
+
 def test_bad_rows_are_reported_not_fatal(tmp_path):
     src = tmp_path / "c.csv"
     _write_csv(src, [_row(), _row(id="BAD01", length="abc"), _row(id="BAD02", actions="c999 1 2"),

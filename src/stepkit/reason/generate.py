@@ -51,8 +51,12 @@ GIVE_UP_AFTER = 5
 # mix needs most (the mix then still holds within a few points).
 STEP_SLACK = 0.01
 DEAD_AFTER = 6
-# Failures in a row after which a (type, steps) pair is no longer tried first for a graph's slots.
-LAGGING_RETRIES = 3
+# Failures in a row after which a (type, steps) pair is no longer tried first for a graph's slots:
+# the type lagging furthest behind its share over the whole run is often one this graph has little
+# of, and trying it first slot after slot cost more attempts than any refusal (benchmarks/generate.md).
+LAGGING_RETRIES = 1
+# Attempts of a slot that go to the lagging type before types are drawn by weight.
+LAGGING_ATTEMPTS = 1
 # Types whose questions are never anchored in time (a comparison states its two events).
 UNANCHORED_TYPES = frozenset({"comparison"})
 
@@ -118,6 +122,9 @@ class GenerateConfig:
     attempts_per_record: int = 20
     validate: bool | str = True  # True: quick checks; "full": the JSON Schema too; False: none
     margin: float = DEFAULT_MARGIN  # seconds by which every order a question relies on must be decided
+    # how many answers more than chance a value may win where it is offered in a slot (at least;
+    # 10% of its chance count where that is more); None: no such cap (see Distractors.options)
+    answer_excess: float | None = None
     videos_dir: str | None = None  # where the graphs' videos are (default: as the graphs name them)
     paths: str = "absolute"  # record video paths: absolute, or relative to qa.jsonl's folder
 
@@ -285,6 +292,8 @@ GENERIC_ATTRIBUTES = frozenset({"color", "colour", "size", "shirt", "shirt color
 # (over all slots of its kind) is not offered again until it has been the answer: else a value
 # that is never right ("tidy up", "vacuum") is eliminable from the text alone.
 DISTRACTOR_SLACK = 4
+# ``GenerateConfig.answer_excess``, as a share of a value's chance count where that is more.
+ANSWER_EXCESS_SHARE = 0.1
 MIN_OPTIONS = 2
 
 
@@ -299,10 +308,12 @@ class Distractors:
     first, so that no value is a better bet than another from the wording alone. Where fewer
     plausible values exist than ``n_options - 1``, fewer options are offered (at least 2)."""
 
-    def __init__(self, rng: random.Random, n_options: int = 4, prior: PlausibilityPrior | None = None):
+    def __init__(self, rng: random.Random, n_options: int = 4, prior: PlausibilityPrior | None = None,
+                 answer_excess: float | None = None):
         self.rng = rng
         self.n = n_options
         self.prior = prior
+        self.answer_excess = answer_excess
         # pairs seen in the corpus itself: a distractor must be a value this slot really takes
         # somewhere (one only the prior knows is rarely an answer, so a text-only learner could
         # rule it out); the shipped prior judges the pairs of "no" questions
@@ -317,6 +328,9 @@ class Distractors:
         self.small_positions: Counter = Counter()
         self.as_answer: Counter = Counter()
         self.as_option: Counter = Counter()
+        # (slot key, value) -> the answers a guess of that value would win by chance: the sum of
+        # 1 / len(options) over the records offering it (as the answer or not)
+        self.expected: Counter = Counter()
         self.count_ranks: Counter = Counter()
         self._cache: dict[str, list[str]] = {}
 
@@ -385,8 +399,9 @@ class Distractors:
         return (self.as_answer[(key, v)] * (self.n - 1) - self.as_option[(key, v)]
                 + self.as_answer[(kind, v)] * (self.n - 1) - self.as_option[(kind, v)])
 
-    def options(self, cand: Candidate) -> tuple[list[str], int] | None:
-        """Options and the answer's index, or None when too few distractors exist."""
+    def options(self, cand: Candidate) -> tuple[list[str], int] | str | None:
+        """Options and the answer's index; None when too few distractors exist, and
+        ``"answer-over-offered"`` when the answer would be the answer too often where it is offered."""
         ans = cand.answer
         kind = cand.answer_kind
         key = self._slot_key(cand)
@@ -418,7 +433,6 @@ class Distractors:
 
             rho = max(ranks, key=owed)
             picks = [str(x) for x in sorted(lo[:rho] + hi[: self.n - 1 - rho])]
-            self.count_ranks[rho] += 1
         else:
             fits = _same_sort(kind, ans)
             truth = cand.also_true
@@ -434,6 +448,7 @@ class Distractors:
                 # (cheap tests first)
                 return (v != ans and v not in truth
                         and as_answer.get((kind, v), 0) * m - as_option.get((kind, v), 0) > -DISTRACTOR_SLACK
+                        and as_answer.get((key, v), 0) * m - as_option.get((key, v), 0) > -DISTRACTOR_SLACK
                         and fits(v) and not conflicts(v, ans) and not answer_in_question(said, v, said_q)
                         and not any(conflicts(v, p) for p in picks) and self._plausible(cand, v))
 
@@ -463,6 +478,18 @@ class Distractors:
         if len(picks) < MIN_OPTIONS - 1:
             return None
         n = len(picks[: self.n - 1]) + 1
+        # A value that is the answer much more often than chance where it is offered ("hold" in
+        # "how did the person interact with the cup?": true of nearly every object, so rarely a
+        # distractor) is a bet a text-only learner wins: with ``answer_excess`` set, such a record
+        # waits until the value has been offered enough without being right (checked before any
+        # balance state changes). Counts are exempt: their options are built around the answer,
+        # with its rank balanced.
+        if self.answer_excess is not None and kind != "count":
+            chance = self.expected[(key, ans)] + 1.0 / n
+            if self.as_answer[(key, ans)] + 1 - chance > max(self.answer_excess, ANSWER_EXCESS_SHARE * chance):
+                return "answer-over-offered"
+        if kind == "count":
+            self.count_ranks[rho] += 1
         if n == self.n:
             if not self._positions:
                 self._positions = self.rng.sample(range(self.n), self.n)
@@ -485,6 +512,9 @@ class Distractors:
         kind = key.split("|", 1)[0]
         self.as_answer[(key, cand.answer)] += 1
         self.as_answer[(kind, cand.answer)] += 1
+        share = 1.0 / len(options)
+        for o in options:
+            self.expected[(key, o)] += share
         for o in options:
             if o != cand.answer:
                 self.as_option[(key, o)] += 1
@@ -511,7 +541,7 @@ class Generator:
         # the shipped prior, extended with the pairs of every graph seen so far (the corpus)
         self.prior = load_prior()
         self.distractors = Distractors(random.Random(_stable_seed(config.seed, "options")), config.options or 4,
-                                       self.prior)
+                                       self.prior, config.answer_excess)
         self.anchored_multi = 0
         self.multi = 0
         self.phrase_counts: Counter = Counter()
@@ -603,11 +633,11 @@ class Generator:
             if need_anchor and not late:
                 if not anchorable:
                     continue
-                qtype = lagging if attempt < 2 and lagging in anchorable else rng.choices(anchorable, cum_weights=a_cum)[0]
+                qtype = lagging if attempt < LAGGING_ATTEMPTS and lagging in anchorable else rng.choices(anchorable, cum_weights=a_cum)[0]
                 if fails(("unanchored", qtype, steps), 0) >= 2:
                     continue
             else:
-                qtype = lagging if attempt < 2 else rng.choices(feasible, cum_weights=cum)[0]
+                qtype = lagging if attempt < LAGGING_ATTEMPTS else rng.choices(feasible, cum_weights=cum)[0]
             bucket = (qtype, steps)
             if qtype == "existence":
                 want = self.balancer.want_yesno(bucket)
@@ -712,8 +742,8 @@ class Generator:
         options = answer_index = None
         if self.cfg.options and not yesno:
             got = self.distractors.options(cand)
-            if got is None:
-                self._drop(cand, "too-few-distractors")
+            if got is None or type(got) is str:
+                self._drop(cand, got or "too-few-distractors")
                 return None
             options, answer_index = got
         seen_programs.setdefault(key, []).append(program)

@@ -844,7 +844,7 @@ class Sampler:
             # would refuse, passed over before building them
             pool = self._memo_balanced("temporal", (n == 3, n > 3, mode), lambda: [
                 i for i in mentionable if not (n == 3 and ("temporal", mode, i) in self.done)
-                and self.balance_ok(f"temporal|{mode}|{ctx.events[i].verb}", self._next_verb(i, mode), False)])
+                and all(self.balance_ok(k, self._next_verb(i, mode), False) for k in self._temporal_keys(i, mode))])
             eid = self._pick(pool)
             ei, ph = self.mention_event(b, eid, n - 3)
             self.anchor_events |= self.twins.get(eid, {eid})
@@ -857,7 +857,7 @@ class Sampler:
             return Candidate("temporal", key + "_any", b, question, b.values[q], "action", {"agent": "someone"},
                              conflicts, self._also([b.values[q]]), asked=(b.values[s],),
                              near=self._same_thing(eid) + [ctx.action_phrase(i) for i in b.values[acts]],
-                             balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False),
+                             balance=[(k, ctx.events[b.values[s]].verb, False) for k in self._temporal_keys(eid, mode)],
                              once=("temporal", mode, eid) if n == 3 else None)
         agent = self._pick(agents)
         ai, aphrase = self.refer(b, agent, da)
@@ -876,7 +876,15 @@ class Sampler:
         return Candidate("temporal", key, b, question, b.values[q], "action", {"agent": aphrase}, conflicts,
                          self._also([b.values[q]]), asked=(b.values[s],),
                          near=self._same_thing(eid) + [ctx.action_phrase(i) for i in b.values[f]],
-                         balance=(f"temporal|{mode}|{ctx.events[eid].verb}", ctx.events[b.values[s]].verb, False))
+                         balance=[(k, ctx.events[b.values[s]].verb, False) for k in self._temporal_keys(eid, mode)])
+
+    def _temporal_keys(self, eid: str, mode: str) -> tuple[str, str]:
+        """The balance keys of the verb that comes before / after anchor ``eid``: per anchor verb,
+        and per anchor verb and thing ("after walking to the door" is mostly "open", a script a
+        text-only learner knows; the cap on each key leaves only the video to tell)."""
+        e = self.ctx.events[eid]
+        th = self.thing(e)
+        return (f"temporal|{mode}|{e.verb}", f"temporal|{mode}|{e.verb}|{self.ctx.label(th) if th else ''}")
 
     def _same_thing(self, eid: str) -> list[str]:
         """Phrases of the other actions on the thing an anchor action is done to ("open the door"
@@ -1050,9 +1058,11 @@ class Sampler:
             question = self._fill("counting_window", anchor=anchor)
             win = b.values[w]
             # how much happens after an early verb ("after the person took the bag") is a script a
-            # text-only learner knows: the count is balanced per anchor verb and mode
+            # text-only learner knows: the count is balanced per anchor verb and mode; and the mode
+            # alone tells much ("while" spans overlap many actions, "before" the first one none),
+            # so the mode is the count's slot: its answers are capped, its options balanced, per mode
             return Candidate("counting", "counting_window", b, question, str(b.values[c]), "count",
-                             {"agent": "someone"}, asked=tuple(b.values[acts]),
+                             {"agent": "someone"}, slot=(f"{win.mode} window", None), asked=tuple(b.values[acts]),
                              balance=(f"counting-window|{win.mode}|{event_label(ctx.events[win.anchor])}",
                                       str(b.values[c]), False))
         variant = self._pick(("counting_events", "counting_objects"))

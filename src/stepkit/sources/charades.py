@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -53,6 +54,9 @@ STATIC_LABELS = frozenset({"door", "window", "floor", "table", "shelf", "closet/
 CARRY_WHILE = frozenset({"c097", "c150"})
 # Words of the ``objects`` column that name no object.
 _NOT_OBJECTS = frozenset({"something", "someone", "somewhere", "nothing", "anything"})
+# Free text in the ``objects`` column ("a book;a bottle of sprite;and a stool"): the words before
+# the noun are no part of its label (else "can you see an a bottle of sprite?").
+_LEADING_WORDS = re.compile(r"^(?:(?:and|or|a|an|the|some|his|her|their)\s+)+")
 RELATION_RULES = "stepkit/sources/vocab/charades_relations.txt"
 STATE_RULES = "stepkit/sources/vocab/charades_states.txt"
 
@@ -105,7 +109,7 @@ def row_to_graph(row: dict[str, str], *, fps: float | None = None) -> tuple[STSG
             objects.setdefault(oid, Object(oid, noun, "static" if noun in STATIC_LABELS else "dynamic"))
         return by_class[cls]
 
-    for word in filter(None, (w.strip().lower() for w in (row.get("objects") or "").split(";"))):
+    for word in filter(None, (_LEADING_WORDS.sub("", w.strip().lower()) for w in (row.get("objects") or "").split(";"))):
         if " ".join(word.split()) in _NOT_OBJECTS:
             continue
         word = natural_label(canonical_object(word)) if "/" in word else word
