@@ -53,7 +53,8 @@ STEP_SLACK = 0.01
 DEAD_AFTER = 6
 # Failures in a row after which a (type, steps) pair is no longer tried first for a graph's slots:
 # the type lagging furthest behind its share over the whole run is often one this graph has little
-# of, and trying it first slot after slot cost more attempts than any refusal (benchmarks/generate.md).
+# of, and asking for it first slot after slot cost many attempts for little gain in the type mix
+# (benchmarks/generate.md, seventh session).
 LAGGING_RETRIES = 1
 # Attempts of a slot that go to the lagging type before types are drawn by weight.
 LAGGING_ATTEMPTS = 1
@@ -512,9 +513,10 @@ class Distractors:
         kind = key.split("|", 1)[0]
         self.as_answer[(key, cand.answer)] += 1
         self.as_answer[(kind, cand.answer)] += 1
-        share = 1.0 / len(options)
-        for o in options:
-            self.expected[(key, o)] += share
+        if self.answer_excess is not None:  # (read only by that cap)
+            share = 1.0 / len(options)
+            for o in options:
+                self.expected[(key, o)] += share
         for o in options:
             if o != cand.answer:
                 self.as_option[(key, o)] += 1
