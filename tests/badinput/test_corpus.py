@@ -276,6 +276,11 @@ def _(t, w):
     return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--answer-excess", "-1"]
 
 
+@case("generate-bad-answer-excess-types", 1, "--answer-excess-types", "unknown question type")
+def _(t, w):
+    return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--answer-excess-types", "actions"]
+
+
 @case("generate-bad-format", 1, "--format", "unknown format")
 def _(t, w):
     return ["generate", str(w / "graphs"), "--out", str(t / "qa"), "--format", "docx"]

@@ -13,6 +13,7 @@ import pytest
 from stepkit.data.record import iter_records
 from stepkit.graph.serialize import save_graph
 from stepkit.graph.types import STSG, Action, Attribute, Object, Relation
+from stepkit.errors import ConfigError
 from stepkit.reason.generate import GenerateConfig, generate, skeleton
 from stepkit.reason.lexicon import conflicts, noun, past, participle, plural, verb_something
 from stepkit.reason.ops import ExecError, GraphContext, execute
@@ -395,16 +396,77 @@ def test_a_value_right_more_often_than_chance_in_its_slot_waits():
         assert isinstance(got, tuple) and "hold" in got[0], got
         d.commit(_verb_candidate(other, verbs), got[0])
     assert isinstance(d.options(_verb_candidate("hold", verbs)), tuple)
-    # without the cap (the default) nothing waits
+    # without the cap nothing waits
     d = _distractors()
     assert all(isinstance(d.options(_verb_candidate("hold", verbs)), tuple) for _ in range(6))
 
 
 def test_answer_excess_is_a_generate_setting(random_graphs_dir, tmp_path):
-    loose = generate(random_graphs_dir, tmp_path / "loose", GenerateConfig(per_video=30, seed=0))
-    strict = generate(random_graphs_dir, tmp_path / "strict", GenerateConfig(per_video=30, seed=0, answer_excess=1.0))
-    assert "answer-over-offered" not in loose["drops"] and strict["drops"]["answer-over-offered"] > 0
-    assert strict["config"]["answer_excess"] == 1.0
+    off = generate(random_graphs_dir, tmp_path / "off", GenerateConfig(per_video=30, seed=0, answer_excess_types="none"))
+    every = generate(random_graphs_dir, tmp_path / "all", GenerateConfig(per_video=30, seed=0, answer_excess_types="all"))
+    assert "answer-over-offered" not in off["drops"] and every["drops"]["answer-over-offered"] > 0
+    assert every["config"]["answer_excess"] == 1.0 and every["config"]["answer_excess_types"] == "all"
+    # the default caps action questions only (verb–object typicality; docs/reasoning.md)
+    default = generate(random_graphs_dir, tmp_path / "default", GenerateConfig(per_video=30, seed=0))
+    capped = {t for t, c in default["drops_by_type"].items() if c.get("answer-over-offered")}
+    assert capped <= {"action"}
+    with pytest.raises(ConfigError, match="answer-excess-types"):
+        generate(random_graphs_dir, tmp_path / "bad", GenerateConfig(per_video=1, answer_excess_types="actions"))
+
+
+def test_a_value_right_more_often_than_chance_over_all_slots_waits():
+    """"hold" is the answer of "how did the person interact with the cup / box / bag ...?" a
+    little more often than chance in each slot: over all slots, the option's word alone is a bet."""
+    from stepkit.reason.generate import Distractors
+    from stepkit.reason.ops import Builder
+    from stepkit.reason.sampler import Candidate
+
+    things = ["cup", "box", "bag", "book", "phone", "towel"]
+    g = STSG(video_id="things", fps=10.0, duration=200.0, num_frames=2000)
+    g.objects += [Object("p1", "person")] + [Object(f"o{i}", t) for i, t in enumerate(things)]
+    g.actions += [Action(f"a{i}-{k}", "p1", v, 1.0 + 30 * i + 4 * k, 3.0 + 30 * i + 4 * k, object=f"o{i}")
+                  for i in range(len(things)) for k, v in enumerate(_CUP_VERBS)]
+    d = Distractors(random.Random(0), 4, answer_excess=1.0)
+    d.observe(GraphContext(g, natural=True))
+
+    def cand(thing):
+        return Candidate("action", "action_verb", Builder(GraphContext(one_box(), natural=True)),
+                         f"How did the person interact with the {thing}?", "hold", "verb",
+                         conflicts=list(_CUP_VERBS), slot=(None, thing))
+
+    kept = 0
+    for thing in things:  # one record per slot: never over the cap in its own slot
+        got = d.options(cand(thing))
+        if isinstance(got, tuple):
+            d.commit(cand(thing), got[0])
+            kept += 1
+        else:
+            assert got == "answer-over-offered"
+    assert 1 <= kept < len(things)
+
+
+def test_a_yes_no_question_takes_a_pair_owed_its_answer():
+    """A typical pair ("drink from the cup") is mostly a "yes": a "no" question takes, where it
+    can, a pair whose slot has had more "yes" than "no", and never one the balance would refuse."""
+    from stepkit.reason.sampler import OWED_P, YESNO_SLACK
+
+    s = Sampler(GraphContext(one_box(), natural=True), random.Random(0))
+    lean = {"a": 1, "b": 0, "c": -YESNO_SLACK, "d": 0}
+    s.yes_lean = lambda qtype, slot: lean[slot]
+    picks = Counter(s._owed_pick(list(lean), lambda x: ("existence", x), "no") for _ in range(400))
+    assert "c" not in picks  # a "no" there would be refused
+    assert picks["a"] / 400 > OWED_P - 0.1
+    picks = Counter(s._owed_pick(list(lean), lambda x: ("existence", x), "yes") for _ in range(400))
+    assert "a" in picks and picks["c"] / 400 > OWED_P - 0.1
+
+
+def test_existence_pairs_get_both_answers(world_generator):
+    """Over 20 world graphs, most verb–object slots asked twice or more hold both answers (half of
+    them did before the sampler chose pairs by what their slot was owed)."""
+    gen, _ = world_generator
+    slots = [c for k, c in gen.balancer.skeletons.items() if k.startswith("slot|existence|") and sum(c.values()) >= 2]
+    assert len(slots) >= 30
+    assert sum(1 for c in slots if c["yes"] and c["no"]) / len(slots) >= 0.6
 
 
 def test_a_value_offered_too_often_in_its_slot_is_not_offered_there():

@@ -30,9 +30,13 @@ def generate_cmd(
     videos_dir: Optional[Path] = typer.Option(None, "--videos-dir", help="Folder of the videos (default: as the graphs name them)."),
     paths: str = typer.Option("absolute", "--paths", help=PATHS_HELP),
     margin: float = typer.Option(1.0, "--margin", help="Seconds by which every order a question relies on must be decided."),
-    answer_excess: Optional[float] = typer.Option(
-        None, "--answer-excess", help="Cap on how many answers more than chance a value may win where it is offered "
-        "in a slot (e.g. 1.0; default: no cap). Stricter against text-only guessing, at a cost in records."),
+    answer_excess: float = typer.Option(
+        1.0, "--answer-excess", help="Cap on how many answers more than chance a value may win where it is offered, "
+        "in its slot and over all slots (questions of --answer-excess-types). Lower is stricter against "
+        "text-only guessing, at a cost in records."),
+    answer_excess_types: str = typer.Option(
+        "action", "--answer-excess-types", help="Question types the answer cap applies to: comma-separated, "
+        "all, or none (no cap)."),
 ) -> None:
     """Generate graph-grounded multi-step questions with rationales and answers."""
     from stepkit.errors import StepkitError
@@ -46,11 +50,12 @@ def generate_cmd(
 
         fail(ConfigError(f"--margin must be 0 or more seconds, got {margin}"))
     cfg.margin = margin
-    if answer_excess is not None and answer_excess < 0:
+    if answer_excess < 0:
         from stepkit.errors import ConfigError
 
         fail(ConfigError(f"--answer-excess must be 0 or more, got {answer_excess}"))
     cfg.answer_excess = answer_excess
+    cfg.answer_excess_types = answer_excess_types
     try:
         summary = generate(graphs_dir, out, cfg, fmt=fmt, combined=combined)
     except StepkitError as exc:

@@ -26,7 +26,7 @@ from stepkit.reason.ops import (ExecError, GraphContext, ProgramError, answer_te
 from stepkit.reason.plausibility import PlausibilityPrior, load_prior
 from stepkit.reason.quality import DEFAULT_MARGIN, margin_problems, missing_references, noop_steps, run_all
 from stepkit.reason.render import answer_sentence, rationale
-from stepkit.reason.sampler import CHOICE_VARIANTS, MIN_STEPS, TYPES, Candidate, Reject, Sampler
+from stepkit.reason.sampler import CHOICE_VARIANTS, MIN_STEPS, TYPES, YESNO_SLACK, Candidate, Reject, Sampler
 
 GENERATOR_VERSION = "reason/1"
 DEFAULT_STEPS = "1:0.2,2:0.3,3:0.3,4:0.2"
@@ -38,7 +38,6 @@ ANSWER_CAP = 0.345
 # otherwise be a good bet whenever offered: no count passes this share of its bucket.
 COUNT_CAP = 0.28
 SMALL_BUCKET_ALLOWANCE = 3
-YESNO_SLACK = 2
 # Inside one question skeleton (the question with its content words masked) no answer may pass
 # this share, so a learner reading only the wording stays near chance (AGQA balances the same way).
 SKELETON_CAP = 0.30
@@ -111,6 +110,20 @@ def parse_types(spec: str | Iterable[str] | None) -> dict[str, float]:
     return {k: v / total for k, v in out.items()}
 
 
+def parse_excess_types(spec: str) -> frozenset[str]:
+    """``"action"``, ``"all"``, ``"none"`` or comma-separated types -> the types the answer cap applies to."""
+    parts = [p.strip() for p in str(spec).split(",") if p.strip()]
+    if parts == ["none"]:
+        return frozenset()
+    if "all" in parts:
+        return frozenset(TYPES)
+    bad = [p for p in parts if p not in TYPES]
+    if bad or not parts:
+        raise ConfigError(f"--answer-excess-types: unknown question type {(bad or [spec])[0]!r}; "
+                          f"choose from {', '.join(TYPES)}, all or none")
+    return frozenset(parts)
+
+
 @dataclass
 class GenerateConfig:
     """Settings of one generation run (saved in ``summary.json``)."""
@@ -123,9 +136,13 @@ class GenerateConfig:
     attempts_per_record: int = 20
     validate: bool | str = True  # True: quick checks; "full": the JSON Schema too; False: none
     margin: float = DEFAULT_MARGIN  # seconds by which every order a question relies on must be decided
-    # how many answers more than chance a value may win where it is offered in a slot (at least;
-    # 10% of its chance count where that is more); None: no such cap (see Distractors.options)
-    answer_excess: float | None = None
+    # how many answers more than chance a value may win where it is offered, in its slot and over
+    # all slots of its kind (at least; 10% of its chance count where that is more), in questions of
+    # the types of ``answer_excess_types``; None: no such cap (see Distractors.options)
+    answer_excess: float | None = 1.0
+    # "action" (the default: verb–object typicality makes action options a text-only bet where the
+    # corpus is real annotation; measured in docs/reasoning.md), "all", "none", or types, comma-separated
+    answer_excess_types: str = "action"
     videos_dir: str | None = None  # where the graphs' videos are (default: as the graphs name them)
     paths: str = "absolute"  # record video paths: absolute, or relative to qa.jsonl's folder
 
@@ -310,11 +327,12 @@ class Distractors:
     plausible values exist than ``n_options - 1``, fewer options are offered (at least 2)."""
 
     def __init__(self, rng: random.Random, n_options: int = 4, prior: PlausibilityPrior | None = None,
-                 answer_excess: float | None = None):
+                 answer_excess: float | None = None, excess_types: frozenset[str] = frozenset(TYPES)):
         self.rng = rng
         self.n = n_options
         self.prior = prior
         self.answer_excess = answer_excess
+        self.excess_types = excess_types
         # pairs seen in the corpus itself: a distractor must be a value this slot really takes
         # somewhere (one only the prior knows is rarely an answer, so a text-only learner could
         # rule it out); the shipped prior judges the pairs of "no" questions
@@ -485,10 +503,11 @@ class Distractors:
         # waits until the value has been offered enough without being right (checked before any
         # balance state changes). Counts are exempt: their options are built around the answer,
         # with its rank balanced.
-        if self.answer_excess is not None and kind != "count":
-            chance = self.expected[(key, ans)] + 1.0 / n
-            if self.as_answer[(key, ans)] + 1 - chance > max(self.answer_excess, ANSWER_EXCESS_SHARE * chance):
-                return "answer-over-offered"
+        if self.answer_excess is not None and kind != "count" and cand.type in self.excess_types:
+            for k in (key, kind):  # in its slot, and over its kind (the option's words alone)
+                chance = self.expected[(k, ans)] + 1.0 / n
+                if self.as_answer[(k, ans)] + 1 - chance > max(self.answer_excess, ANSWER_EXCESS_SHARE * chance):
+                    return "answer-over-offered"
         if kind == "count":
             self.count_ranks[rho] += 1
         if n == self.n:
@@ -517,6 +536,7 @@ class Distractors:
             share = 1.0 / len(options)
             for o in options:
                 self.expected[(key, o)] += share
+                self.expected[(kind, o)] += share
         for o in options:
             if o != cand.answer:
                 self.as_option[(key, o)] += 1
@@ -543,7 +563,7 @@ class Generator:
         # the shipped prior, extended with the pairs of every graph seen so far (the corpus)
         self.prior = load_prior()
         self.distractors = Distractors(random.Random(_stable_seed(config.seed, "options")), config.options or 4,
-                                       self.prior, config.answer_excess)
+                                       self.prior, config.answer_excess, parse_excess_types(config.answer_excess_types))
         self.anchored_multi = 0
         self.multi = 0
         self.phrase_counts: Counter = Counter()
@@ -572,6 +592,12 @@ class Generator:
         bal = self.balancer
         sampler.slot_ok = lambda qtype, slot, answer: bal.accepts_skeleton(_slot_key(qtype, slot), answer, False)
         sampler.balance_ok = bal.accepts_skeleton
+
+        def yes_lean(qtype: str, slot: tuple) -> int:
+            c = bal.skeletons.get(_slot_key(qtype, slot), _NO_ANSWERS)
+            return c.get("yes", 0) - c.get("no", 0)
+
+        sampler.yes_lean = yes_lean
         seen_programs: dict[tuple, list[list[dict[str, Any]]]] = {}
         seen_questions: set[str] = set()
         out: list[QRARecord] = []

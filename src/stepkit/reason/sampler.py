@@ -32,6 +32,10 @@ YESNO_TYPES = frozenset({"existence"})
 CHOICE_VARIANTS = frozenset({"comparison_first", "comparison_longer", "comparison_any"})
 # How often a question with two spare steps is anchored in time (STAR: two thirds of questions).
 ANCHOR_P = 0.9
+# How many more of one yes/no answer than of the other a balance key may hold (see generate.py).
+YESNO_SLACK = 2
+# How often a yes/no question takes a pair whose slot is owed its answer, where one exists.
+OWED_P = 0.75
 
 
 class Reject(Exception):
@@ -158,6 +162,8 @@ class Sampler:
         self.slot_ok = lambda qtype, slot, answer: True
         # whether the generator's balance would take this answer under this key (set by the generator)
         self.balance_ok = lambda key, answer, yesno: True
+        # yes answers minus no answers kept so far in a yes/no slot (set by the generator)
+        self.yes_lean = lambda qtype, slot: 0
         # (template, phrasing) -> records accepted with it; shared with the generator
         self.phrase_counts: Counter = Counter()
         self.phrasing: tuple[str, str] | None = None
@@ -188,6 +194,25 @@ class Sampler:
         if not seq:
             raise Reject("no-candidate")
         return self.rng.choice(seq)  # seq[randrange(len(seq))]: the same draw, without randrange's checks
+
+    def _owed_pick(self, seq, slot_of, want: str):
+        """One of ``seq`` for a yes/no question answered ``want``: mostly one whose slot (``slot_of(x)``
+        is ``(qtype, slot)``) has had more of the other answer, so that each verb–object pair is as
+        often "yes" as "no" over the corpus (a typical pair is otherwise a "yes" a text-only learner
+        can bet on); never one whose slot the generator's balance would refuse."""
+        if not seq:
+            raise Reject("no-candidate")
+        sign = 1 if want == "no" else -1
+        lean = self.yes_lean
+        leans = [sign * lean(*slot_of(x)) for x in seq]
+        owed = [x for x, d in zip(seq, leans) if d > 0]
+        if owed and self.rng.random() < OWED_P:
+            return self.rng.choice(owed)
+        return self._pick([x for x, d in zip(seq, leans) if d > -YESNO_SLACK])
+
+    def _pair_slot(self, eid: str) -> tuple[str, tuple[str, str]]:
+        e = self.ctx.events[eid]
+        return "existence", (event_label(e), self.ctx.objects[self.thing(e)].label)
 
     def _cat(self, oid: str) -> str:
         return "person" if oid in self.persons else "object"
@@ -1155,10 +1180,11 @@ class Sampler:
         if n == 1:
             # people are in nearly every video: asking whether one appears is answerable from priors
             if want == "yes":
-                lab = self._pick(self._memo(("present-labels",), lambda: sorted(
-                    lab for lab in ctx.by_label if not is_person_label(lab))))
+                labs = self._memo(("present-labels",), lambda: sorted(
+                    lab for lab in ctx.by_label if not is_person_label(lab)))
             else:
-                lab = self._pick(self._memo(("absent-labels",), self._absent_labels))
+                labs = self._memo(("absent-labels",), self._absent_labels)
+            lab = self._owed_pick(labs, lambda x: ("existence", (None, x)), want)
             i = b.add("objects", label=lab)
             b.add("exists", [i])
             info = noun_info(lab)
@@ -1209,12 +1235,13 @@ class Sampler:
             else:
                 cands = [i for i in cands if i not in inw and self._plain_ok(self.thing(ctx.events[i]), do)
                          and not any(j in inw and j not in gone for j in partners[i][group])]
-        e = ctx.events[self._pick(cands)]
+        swap = want == "no" and inw is None  # (a "no" built from a "yes" pair: its slot is not the pair's)
+        e = ctx.events[self._pick(cands) if swap else self._owed_pick(cands, self._pair_slot, want)]
         subj = role_of(e, first_role)
         label = event_label(e)
         obj = self.thing(e)
         role = self.thing_role(e)
-        if want == "no" and inw is None or not self._plain_ok(obj, do):
+        if swap or not self._plain_ok(obj, do):
             # Change the object (or the verb / predicate) to a plausible one this subject never pairs with.
             same = [self.thing(ctx.events[i]) for i in pool if event_label(ctx.events[i]) == label
                     and role_of(ctx.events[i], first_role) == subj]
@@ -1226,13 +1253,13 @@ class Sampler:
                 alts = [o for o in alts if not any(event_label(ctx.events[i]) == label and self.thing(ctx.events[i]) == o
                                                    for i in pool)]
             if alts and self.rng.random() < 0.6:
-                obj = self._pick(alts)
+                obj = self._owed_pick(alts, lambda o: ("existence", (label, ctx.objects[o].label)), want)
             else:
                 pairs = {event_label(ctx.events[i]) for i in pool if role_of(ctx.events[i], first_role) == subj
                          and self.thing(ctx.events[i]) == obj}
                 labels = sorted(lab for lab in {event_label(ctx.events[i]) for i in pool} - pairs
                                 if self._plausible(lab, obj) and not any(conflicts(clean(lab), clean(p)) for p in pairs))
-                label = self._pick(labels)
+                label = self._owed_pick(labels, lambda x: ("existence", (x, ctx.objects[obj].label)), want)
                 if not use_rel:
                     same_role = [ctx.events[i] for i in pool if event_label(ctx.events[i]) == label]
                     role = self.thing_role(same_role[0]) if same_role else role
