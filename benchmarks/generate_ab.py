@@ -5,7 +5,10 @@ few minutes apart cannot tell a 20% change from noise. This script alternates th
 (one fresh process each, same graphs, same settings) and reports the best CPU time of each, so
 both see the same machine states; it also checks that both write the same records.
 
-    python benchmarks/generate_ab.py BASE_REV [--videos 20] [--per-video 50] [--rounds 6] [--repeats 5]
+    python benchmarks/generate_ab.py BASE_REV [--videos 20] [--per-video 50] [--rounds 6] [--repeats 5] [--compiled]
+
+``--compiled`` runs the working tree as the wheel ``pip install .`` builds (setup.py compiles the
+generator's modules with mypyc) against the base revision's pure Python.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def main() -> None:
     ap.add_argument("--per-video", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=6, help="alternations of base and working tree")
     ap.add_argument("--repeats", type=int, default=5, help="timed generations per process (best is kept)")
+    ap.add_argument("--compiled", action="store_true", help="the working tree as its compiled wheel (mypyc)")
     a = ap.parse_args()
     repo = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="stepkit-ab-") as tmp:
@@ -60,13 +64,14 @@ def main() -> None:
         subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(base), a.base],
                        check=True, capture_output=True)
         try:
-            from stepkit.reason.bench import _world_graphs
+            from stepkit.reason.bench import _world_graphs, compiled_site
 
             graphs = _world_graphs(a.videos, tmp / "graphs", 0)
+            tree_src = compiled_site(repo, tmp / "compiled") if a.compiled else repo / "src"
             times: dict[str, list[float]] = {"base": [], "tree": []}
             records: dict[str, int] = {}
             for _ in range(a.rounds):
-                for name, src in (("base", base / "src"), ("tree", repo / "src")):
+                for name, src in (("base", base / "src"), ("tree", tree_src)):
                     row = _run(src, graphs, tmp / f"qa-{name}", a.per_video, a.repeats)
                     times[name].append(row["best_cpu_s"])
                     records[name] = row["records"]

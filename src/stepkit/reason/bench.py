@@ -34,8 +34,12 @@ s = generate(graphs, out, GenerateConfig(per_video=k, seed=seed))
 cpu = time.process_time() - c0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 rep = verify(out, graphs)
+import importlib.machinery
+import stepkit.reason.sampler as sampler
+compiled = sampler.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 print(json.dumps({"records": s["records"], "seconds": s["seconds"], "records_per_second": s["records_per_second"],
-                  "peak_rss_mib": peak, "cpu_seconds": cpu, "warmup_seconds": cold, "mismatches": len(rep.mismatches), "graphs": s["graphs"]}))
+                  "peak_rss_mib": peak, "cpu_seconds": cpu, "warmup_seconds": cold, "mismatches": len(rep.mismatches),
+                  "graphs": s["graphs"], "compiled": compiled}))
 """
 
 
@@ -58,7 +62,8 @@ def _world_graphs(n: int, dest: Path, seed: int) -> Path:
 
 def run_bench(sizes: list[int], *, per_video: int = 50, graphs: Path | None = None, work: Path | None = None,
               seed: int = 0) -> list[dict[str, Any]]:
-    """One row per size: records, seconds, verified records/s, peak RSS (MiB), verify mismatches."""
+    """One row per size: records, seconds, verified records/s, peak RSS (MiB), verify mismatches, and
+    whether the generator ran compiled (the mypyc wheel ``pip install .`` builds) or as pure Python."""
     if not sizes or min(sizes) < 1:
         raise ConfigError("bench generate: --videos needs positive counts")
     tmp = Path(tempfile.mkdtemp(prefix="stepkit-bench-")) if work is None else Path(work)
@@ -91,3 +96,27 @@ def run_bench(sizes: list[int], *, per_video: int = 50, graphs: Path | None = No
         if work is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def compiled_site(checkout: Path, work: Path) -> Path:
+    """Build a source checkout as the wheel ``pip install .`` makes with ``STEPKIT_COMPILE=1``
+    (the generator compiled by mypyc) and unpack it under ``work``: a folder to put on PYTHONPATH.
+    Needs mypy (mypyc), setuptools and a C compiler in this environment (no build isolation)."""
+    import os
+    import zipfile
+
+    tree = work / "compiled-src"
+    tree.mkdir(parents=True)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(checkout / name, tree / name)
+    for name in ("_build", "src"):
+        shutil.copytree(checkout / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                          str(work / "dist"), str(tree)], capture_output=True, text=True,
+                         env={**os.environ, "STEPKIT_COMPILE": "1"})
+    if res.returncode != 0:
+        raise ConfigError(f"building the compiled wheel of {checkout} failed:\n{(res.stdout + res.stderr)[-3000:]}")
+    site = work / "compiled-site"
+    zipfile.ZipFile(next((work / "dist").glob("stepkit-*.whl"))).extractall(site)
+    return site
+

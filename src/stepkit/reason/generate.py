@@ -20,6 +20,7 @@ import orjson
 from stepkit.data.record import QRARecord
 from stepkit.errors import ConfigError, StepkitError
 from stepkit.graph.types import STSG
+from stepkit.reason import draw
 from stepkit.reason.lexicon import clean, conflicts, is_person_label, lexicon, phrases
 from stepkit.reason.ops import (ExecError, GraphContext, ProgramError, answer_text, check_program, run_values,
                                 step_count)
@@ -250,7 +251,7 @@ class Balancer:
         self.skeletons: dict[str, Counter] = defaultdict(Counter)
         self.skeleton_cap = max(SKELETON_CAP, 1.0 / max(n_options, 1) + 0.05)
 
-    def accepts_skeleton(self, skel: str, answer: str, yesno: bool) -> bool:
+    def accepts_skeleton(self, skel: str, answer: str | None, yesno: bool) -> bool:
         """Whether adding ``answer`` keeps the skeleton's (or the slot's) answers balanced."""
         # (.get: probing a key must not add an empty counter per key the sampler asks about)
         c = self.skeletons.get(skel, _NO_ANSWERS)
@@ -349,7 +350,7 @@ class Distractors:
         self.as_option: Counter = Counter()
         # (slot key, value) -> the answers a guess of that value would win by chance: the sum of
         # 1 / len(options) over the records offering it (as the answer or not)
-        self.expected: Counter = Counter()
+        self.expected: dict[tuple[str, str], float] = {}
         self.count_ranks: Counter = Counter()
         self._cache: dict[str, list[str]] = {}
 
@@ -437,10 +438,10 @@ class Distractors:
             # whose set is most owed wins (ties: the rank used least).
             k = int(ans)
             ranks = list(range(0, min(k, self.n - 1) + 1))
-            self.rng.shuffle(ranks)
+            draw.shuffle(self.rng, ranks)
             lo, hi = list(range(max(0, k - 5), k)), list(range(k + 1, k + 6))
-            self.rng.shuffle(lo)
-            self.rng.shuffle(hi)
+            draw.shuffle(self.rng, lo)
+            draw.shuffle(self.rng, hi)
             score_of = {x: self._score(key, str(x)) for x in lo + hi}  # (nothing changes them meanwhile)
             lo.sort(key=lambda x: -score_of[x])
             hi.sort(key=lambda x: -score_of[x])
@@ -483,7 +484,7 @@ class Distractors:
                     vals = self.rng.sample(vals, 24)
                 elif vals is values:
                     vals = list(values)  # shuffled below: never the cached vocabulary itself
-                self.rng.shuffle(vals)
+                draw.shuffle(self.rng, vals)
                 vals.sort(key=score)
                 for v in vals:
                     if len(picks) >= self.n - 1:
@@ -504,9 +505,9 @@ class Distractors:
         # balance state changes). Counts are exempt: their options are built around the answer,
         # with its rank balanced.
         if self.answer_excess is not None and kind != "count" and cand.type in self.excess_types:
-            for k in (key, kind):  # in its slot, and over its kind (the option's words alone)
-                chance = self.expected[(k, ans)] + 1.0 / n
-                if self.as_answer[(k, ans)] + 1 - chance > max(self.answer_excess, ANSWER_EXCESS_SHARE * chance):
+            for where in (key, kind):  # in its slot, and over its kind (the option's words alone)
+                chance = self.expected.get((where, ans), 0.0) + 1.0 / n
+                if self.as_answer[(where, ans)] + 1 - chance > max(self.answer_excess, ANSWER_EXCESS_SHARE * chance):
                     return "answer-over-offered"
         if kind == "count":
             self.count_ranks[rho] += 1
@@ -518,7 +519,7 @@ class Distractors:
             # fewer options than usual ("A or B?"): the answer's place is balanced per list length
             # too, so that "the first option" is no bet
             order = list(range(n))
-            self.rng.shuffle(order)
+            draw.shuffle(self.rng, order)
             pos = min(order, key=lambda j: self.small_positions[(n, j)])
             self.small_positions[(n, pos)] += 1
         opts = picks[: self.n - 1]
@@ -534,9 +535,10 @@ class Distractors:
         self.as_answer[(kind, cand.answer)] += 1
         if self.answer_excess is not None:  # (read only by that cap)
             share = 1.0 / len(options)
+            expected = self.expected
             for o in options:
-                self.expected[(key, o)] += share
-                self.expected[(kind, o)] += share
+                expected[(key, o)] = expected.get((key, o), 0.0) + share
+                expected[(kind, o)] = expected.get((kind, o), 0.0) + share
         for o in options:
             if o != cand.answer:
                 self.as_option[(key, o)] += 1
@@ -661,12 +663,13 @@ class Generator:
             if need_anchor and not late:
                 if not anchorable:
                     continue
-                qtype = lagging if attempt < LAGGING_ATTEMPTS and lagging in anchorable else rng.choices(anchorable, cum_weights=a_cum)[0]
+                qtype = lagging if attempt < LAGGING_ATTEMPTS and lagging in anchorable else draw.choice_cum(rng, anchorable, a_cum)
                 if fails(("unanchored", qtype, steps), 0) >= 2:
                     continue
             else:
-                qtype = lagging if attempt < LAGGING_ATTEMPTS else rng.choices(feasible, cum_weights=cum)[0]
+                qtype = lagging if attempt < LAGGING_ATTEMPTS else draw.choice_cum(rng, feasible, cum)
             bucket = (qtype, steps)
+            want: str | frozenset[str] | None
             if qtype == "existence":
                 want = self.balancer.want_yesno(bucket)
             elif qtype == "counting":
@@ -767,10 +770,11 @@ class Generator:
         if answer != cand.answer or step_count(program) != steps:
             self._drop(cand, "verify-mismatch")
             return None
-        options = answer_index = None
+        options: list[str] | None = None
+        answer_index: int | None = None
         if self.cfg.options and not yesno:
             got = self.distractors.options(cand)
-            if got is None or type(got) is str:
+            if got is None or isinstance(got, str):
                 self._drop(cand, got or "too-few-distractors")
                 return None
             options, answer_index = got
@@ -841,14 +845,14 @@ def _version() -> str:
 _GENERATOR = f"stepkit {_version()} {GENERATOR_VERSION}"
 
 
-def _load(path: Path, validate: bool) -> tuple[STSG, str]:
+def _load(path: Path, validate: bool | str) -> tuple[STSG, str]:
     from stepkit.errors import GraphError
     from stepkit.graph.validate import graph_problems
 
     try:
         data = path.read_bytes()
-    except OSError as exc:
-        raise GraphError(f"{path}: cannot read graph file: {exc}") from None
+    except OSError as read_err:
+        raise GraphError(f"{path}: cannot read graph file: {read_err}") from None
     from stepkit.userfiles import parse_json
 
     doc = parse_json(data, path, what="graph file", error=GraphError)  # names depth, NaN, UTF-8 problems
@@ -916,8 +920,8 @@ def iter_generated(graph_files: Iterable[Path], gen: Generator, failed: list[dic
     for path in graph_files:
         try:
             graph, digest = _load(path, gen.cfg.validate)
-        except StepkitError as exc:
-            failed.append({"path": str(path), "error": str(exc)})
+        except StepkitError as bad_input:
+            failed.append({"path": str(path), "error": str(bad_input)})
             continue
         try:
             records = gen.records(graph, digest)

@@ -89,7 +89,8 @@ class GraphContext:
         rels = sorted(graph.relations, key=key)
         self.actions: tuple[str, ...] = tuple(a.id for a in acts)
         self.relations: tuple[str, ...] = tuple(r.id for r in rels)
-        self.events: dict[str, Event] = {e.id: e for e in acts}
+        self.action_map: dict[str, Action] = {a.id: a for a in acts}
+        self.events: dict[str, Event] = dict(self.action_map)
         self.events.update((e.id, e) for e in rels)
         self.rank: dict[str, int] = {e.id: i for i, e in enumerate(sorted(self.events.values(), key=key))}
         # event id -> (agent or subject, object, target, verb or predicate): role lookups as indexing
@@ -110,9 +111,9 @@ class GraphContext:
                 oid = role_of(e, role)
                 if oid is not None:
                     self.incident[oid].append((e, role))
-        for e in rels:
-            self.incident[e.subject].append((e, "subject"))
-            self.incident[e.object].append((e, "object"))
+        for r in rels:
+            self.incident[r.subject].append((r, "subject"))
+            self.incident[r.object].append((r, "object"))
 
     def objects_with(self, label: str | None) -> tuple[str, ...]:
         """Ids of the objects with ``label`` (all objects for None), sorted; cached."""
@@ -364,7 +365,7 @@ def op_hop(ctx, ins, args):
     src = _set(ins[0], "hop")
     w = _opt_window(ins, 1, "hop")
     edges = ctx.hop_edges(args["kind"], args.get("label"), args["from"], args["to"])
-    out: set[str] = set()
+    out = set()
     used = []
     for oid in src:
         for e, dst in edges.get(oid, ()):

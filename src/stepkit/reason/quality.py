@@ -100,7 +100,7 @@ def _ablated_value(i: int, program, ctx: GraphContext, values: list, consumers: 
         return ins[0]
     if op == "hop":
         out = values[i]
-        if consumers[i] and all(program[c]["op"] == "unique" for c in consumers[i]) and len(out) == 1:
+        if consumers is not None and consumers[i] and all(program[c]["op"] == "unique" for c in consumers[i]) and len(out) == 1:
             last = len(program) - 1
             if program[last]["op"] == "query" and any(program[last]["in"] == [c] for c in consumers[i]):
                 raise KeyError(op)  # the hop the question asks about: its referent is the answer

@@ -47,7 +47,8 @@ def _edges(ctx: GraphContext, ids) -> str:
 
 def _span(ctx: GraphContext, ids) -> tuple[float | None, float | None]:
     events = ctx.events
-    lo = hi = None
+    lo: float | None = None
+    hi = 0.0
     for i in ids:
         e = events.get(i)
         if e is not None:
@@ -55,7 +56,7 @@ def _span(ctx: GraphContext, ids) -> tuple[float | None, float | None]:
                 lo, hi = e.t0, e.t1
             else:
                 lo, hi = min(lo, e.t0), max(hi, e.t1)
-    return lo, hi
+    return lo, (None if lo is None else hi)
 
 
 def _attr_key(ctx: GraphContext, oid: str, name: str, key: str) -> str:
@@ -156,10 +157,10 @@ def _statement(ctx: GraphContext, trace: list[TraceStep], t: TraceStep) -> tuple
         oid = ids[0]
         obj = ctx.objects[oid]
         when = ""
-        for a in obj.attributes:
-            if a.name == t.args["name"] and a.value == out and (a.t0 is not None or a.t1 is not None):
-                lo = fmt_time(a.t0 if a.t0 is not None else 0.0)
-                hi = fmt_time(a.t1 if a.t1 is not None else ctx.duration)
+        for at in obj.attributes:
+            if at.name == t.args["name"] and at.value == out and (at.t0 is not None or at.t1 is not None):
+                lo = fmt_time(at.t0 if at.t0 is not None else 0.0)
+                hi = fmt_time(at.t1 if at.t1 is not None else ctx.duration)
                 when = f" from {lo} s to {hi} s"
                 break
         return R[_attr_key(ctx, oid, t.args["name"], "query_attr")].format(

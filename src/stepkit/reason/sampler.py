@@ -14,12 +14,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from stepkit.graph.types import Action
+from stepkit.reason import draw
 from stepkit.reason.lexicon import (action_words, cap, clean, conflicts, gerund, indefinite, is_person_label, noun_info,
                                     object_preposition, ordinal, participle, past, phrases, plural, related_words,
                                     verb_frame, verb_something)
-from stepkit.reason.ops import Builder, ExecError, GraphContext, Window, _op_of, event_label, in_window, role_of
+from stepkit.reason.ops import Builder, Event, ExecError, GraphContext, Window, _op_of, event_label, in_window, role_of
 
 # Question types, their variants and the fewest steps each variant needs.
 TYPES = ("attribute", "relation", "action", "temporal", "ordinal", "counting", "existence", "comparison")
@@ -84,7 +86,7 @@ def _split(rng: random.Random, total: int, k: int) -> list[int]:
     """``total`` split into ``k`` random non-negative parts."""
     parts = [0] * k
     for _ in range(total):
-        parts[rng.randrange(k)] += 1
+        parts[draw.below(rng, k)] += 1
     return parts
 
 
@@ -109,7 +111,7 @@ class Sampler:
         self.persons = {o.id for o in g.objects if is_person_label(o.label)} | set(self.agents)
         self.acts_by_agent: dict[str, list[str]] = {}
         for eid in ctx.actions:
-            self.acts_by_agent.setdefault(ctx.events[eid].agent, []).append(eid)
+            self.acts_by_agent.setdefault(ctx.action_map[eid].agent, []).append(eid)
         self.obj_actions = [i for i in ctx.actions if self.thing(ctx.events[i]) is not None
                             and self.thing_role(ctx.events[i]) == "object"]
         self.thing_actions = [i for i in ctx.actions if self.thing(ctx.events[i]) is not None]
@@ -117,10 +119,10 @@ class Sampler:
         self.plain = {o.id: len(ctx.by_label[o.label]) == 1 for o in g.objects}
         fan: dict[tuple, set] = {}
         pair: dict[tuple, int] = {}
-        for e in g.relations:
-            fan.setdefault(("rs", e.subject, e.predicate), set()).add(e.object)
-            fan.setdefault(("ro", e.object, e.predicate), set()).add(e.subject)
-            pair[("r", e.subject, e.object)] = pair.get(("r", e.subject, e.object), 0) + 1
+        for r in g.relations:
+            fan.setdefault(("rs", r.subject, r.predicate), set()).add(r.object)
+            fan.setdefault(("ro", r.object, r.predicate), set()).add(r.subject)
+            pair[("r", r.subject, r.object)] = pair.get(("r", r.subject, r.object), 0) + 1
         for e in g.actions:
             th = self.thing(e)
             if th is not None:
@@ -140,16 +142,17 @@ class Sampler:
                                 or (self.mentionable[e.id] and self.plain.get(e.agent, False)) for e in g.actions}
         # Relations are mentionable by (subject, predicate, object) when that triple is unique.
         rtrip: dict[tuple, int] = {}
-        for e in g.relations:
-            rtrip[(e.subject, e.predicate, e.object)] = rtrip.get((e.subject, e.predicate, e.object), 0) + 1
-        self.rel_mentionable = {e.id: rtrip[(e.subject, e.predicate, e.object)] == 1 for e in g.relations}
+        for r in g.relations:
+            rtrip[(r.subject, r.predicate, r.object)] = rtrip.get((r.subject, r.predicate, r.object), 0) + 1
+        self.rel_mentionable = {r.id: rtrip[(r.subject, r.predicate, r.object)] == 1 for r in g.relations}
         # The same happening annotated twice (an action and the relation it implies, same span).
         self.twins: dict[str, set[str]] = {}
         by_parts: dict[tuple, list[str]] = {}
-        for e in list(g.actions) + list(g.relations):
-            subj = e.agent if isinstance(e, Action) else e.subject
-            obj = self.thing(e) if isinstance(e, Action) else e.object
-            by_parts.setdefault((subj, obj), []).append(e.id)
+        every: list[Event] = [*g.actions, *g.relations]
+        for ev in every:
+            subj = ev.agent if isinstance(ev, Action) else ev.subject
+            obj = self.thing(ev) if isinstance(ev, Action) else ev.object
+            by_parts.setdefault((subj, obj), []).append(ev.id)
         for ids in by_parts.values():
             for i in ids:
                 a = ctx.events[i]
@@ -167,13 +170,13 @@ class Sampler:
         # (template, phrasing) -> records accepted with it; shared with the generator
         self.phrase_counts: Counter = Counter()
         self.phrasing: tuple[str, str] | None = None
-        self._cache: dict[tuple, list] = {}
+        self._cache: dict[tuple, Any] = {}
         self._refer_edges: dict[str, list] = {}
         self._windows: dict[tuple[str, str], frozenset[str]] = {}
         self.done: set[tuple] = set()  # ``Candidate.once`` keys of records kept (set by the generator)
-        self._balanced: dict[str, dict[tuple, list]] = {}  # question type -> key -> list (see _memo_balanced)
+        self._balanced: dict[str, dict[tuple, Any]] = {}  # question type -> key -> list or bool (see _memo_balanced)
         self._plain_mentions: dict[str, tuple] = {}  # see _plain_mention
-        self._plain_refs: dict[str, tuple] = {}  # object id -> the nodes of its plain mention (refer)
+        self._plain_refs: dict[str, tuple | None] = {}  # object id -> the nodes of its plain mention (refer)
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -193,7 +196,7 @@ class Sampler:
     def _pick(self, seq):
         if not seq:
             raise Reject("no-candidate")
-        return self.rng.choice(seq)  # seq[randrange(len(seq))]: the same draw, without randrange's checks
+        return draw.choice(self.rng, seq)
 
     def _owed_pick(self, seq, slot_of, want: str):
         """One of ``seq`` for a yes/no question answered ``want``: mostly one whose slot (``slot_of(x)``
@@ -207,12 +210,15 @@ class Sampler:
         leans = [sign * lean(*slot_of(x)) for x in seq]
         owed = [x for x, d in zip(seq, leans) if d > 0]
         if owed and self.rng.random() < OWED_P:
-            return self.rng.choice(owed)
+            return draw.choice(self.rng, owed)
         return self._pick([x for x, d in zip(seq, leans) if d > -YESNO_SLACK])
 
     def _pair_slot(self, eid: str) -> tuple[str, tuple[str, str]]:
         e = self.ctx.events[eid]
-        return "existence", (event_label(e), self.ctx.objects[self.thing(e)].label)
+        th = self.thing(e)
+        if th is None:
+            raise KeyError(eid)  # an existence pair needs a thing
+        return "existence", (event_label(e), self.ctx.objects[th].label)
 
     def _cat(self, oid: str) -> str:
         return "person" if oid in self.persons else "object"
@@ -227,7 +233,7 @@ class Sampler:
             raise Reject("no-candidate")
         count = self.phrase_counts.get
         order = list(range(len(opts)))
-        self.rng.shuffle(order)
+        draw.shuffle(self.rng, order)
         i, least = order[0], count((template_key, opts[order[0]]), 0)
         for j in order[1:]:  # the first of the least used, as min() picks
             c = count((template_key, opts[j]), 0)
@@ -272,7 +278,7 @@ class Sampler:
             raise Reject("no-op-reference")
         refs = self.ph["references"]
         inc = self._edges_of(oid)
-        k = self.rng.randrange(len(inc)) if inc else 0
+        k = draw.below(self.rng, len(inc)) if inc else 0
         edges = inc[k:] + inc[:k]
         tried = 0
         avoid_edges, by_label = self.avoid_edges, ctx.by_label
@@ -319,7 +325,7 @@ class Sampler:
         if depth == 1:
             obj = ctx.objects[oid]
             attrs = [a for a in obj.attributes if a.name != avoid_attr]
-            self.rng.shuffle(attrs)
+            draw.shuffle(self.rng, attrs)
             for a in attrs[:2]:
                 n0 = len(b.nodes)
                 try:
@@ -392,8 +398,8 @@ class Sampler:
             except Reject as exc:
                 self._plain_mentions[eid] = (Reject, (exc.reason,))
                 raise
-            except ExecError as exc:
-                self._plain_mentions[eid] = (ExecError, (exc.reason, str(exc)))
+            except ExecError as err:
+                self._plain_mentions[eid] = (ExecError, (err.reason, str(err)))
                 raise
             seg = b.segment(n0)
             if seg is not None and u == len(b.nodes) - 1:
@@ -410,7 +416,7 @@ class Sampler:
         e = ctx.events[eid]
         is_act = isinstance(e, Action)
         first_role = "agent" if is_act else "subject"
-        agent = e.agent if is_act else e.subject
+        agent = e.agent if isinstance(e, Action) else e.subject
         thing = self.thing(e)
         thing_role = self.thing_role(e)
         if agent_node is not None:
@@ -422,11 +428,11 @@ class Sampler:
             # depth goes only where a reference narrows something (a label shared by several objects)
             if d_agent and self.plain.get(agent, False) and thing is not None:
                 d_agent, d_obj = 0, depth
-            elif d_obj and self.plain.get(thing, False):
+            elif d_obj and thing is not None and self.plain.get(thing, False):
                 d_agent, d_obj = depth, 0
         n0 = len(b.nodes)
         ins: list[int] = []
-        roles: list[str] = []
+        roles: list[str | None] = []
         # a participant's reference must not lean on the event being mentioned ("the person who
         # walked to the door was walking to the door")
         saved = self.avoid_edges
@@ -530,7 +536,7 @@ class Sampler:
         participant by its own label) or needs one (``deep``: some participant's label is shared)."""
         e = self.ctx.events[eid]
         is_act = isinstance(e, Action)
-        agent = e.agent if is_act else e.subject
+        agent = e.agent if isinstance(e, Action) else e.subject
         th = self.thing(e)
         if not (self.mentionable[eid] if is_act else self.rel_mentionable[eid]):
             return False
@@ -547,7 +553,7 @@ class Sampler:
         ``viable(window_events, anchor_twins, left)``: whether the rest of the question can be built in
         a window (checked before the anchor is); ``static`` / ``balanced``: see :meth:`anchor`."""
         if extra >= 2 and (self.force_anchor or self.rng.random() < p):
-            d = self.rng.randrange(0, min(extra - 2, 1) + 1)
+            d = draw.below(self.rng, min(extra - 2, 1) + 1)
             left = extra - 2 - d
             check = None if viable is None else (lambda inw, excl: viable(inw, excl, left))
             w, phrase, _ = self.anchor(b, d, viable=check, static=None if static is None else (static, left),
@@ -562,15 +568,13 @@ class Sampler:
         return out
 
     # -- question types ------------------------------------------------------------------------
-    def sample(self, qtype: str, steps: int, want: str | None = None) -> Candidate:
-        """One candidate of ``qtype`` with exactly ``steps`` steps (``want``: yes/no for existence)."""
+    def sample(self, qtype: str, steps: int, want: str | frozenset[str] | None = None) -> Candidate:
+        """One candidate of ``qtype`` with exactly ``steps`` steps (``want``: yes/no for existence,
+        the answers to avoid for counting)."""
         if steps < MIN_STEPS[qtype]:
             raise Reject("too-few-steps-for-type")
         b = Builder(self.ctx, memo=self.ctx.results)
-        self.avoid_edges = set()
-        self.anchor_events = set()
-        self._ref_nodes = []
-        self.phrasing = None
+        self._fresh_candidate()
         cand = _BY_TYPE[qtype](self, b, steps, want)
         cand.phrasing = self.phrasing
         if b.steps() != steps:
@@ -581,8 +585,18 @@ class Sampler:
         cand.anchored = "localize" in map(_op_of, b.nodes)
         return cand
 
+    def _fresh_candidate(self) -> None:
+        """Forget what the last candidate marked (a method, not inline: a type checker, and mypyc
+        with it, would otherwise take ``phrasing`` to stay None across the builder call)."""
+        self.avoid_edges = set()
+        self.anchor_events = set()
+        self._ref_nodes = []
+        self.phrasing = None
+
     def _core(self, a: str | None, b: str | None, label: str | None = None) -> None:
         """Mark every edge between ``a`` and ``b`` (with ``label``, if given) as off limits to references."""
+        if a is None:
+            return  # objects are never None: nothing is incident
         parts = self.ctx.parts  # event id -> (agent or subject, object, target, verb or predicate)
         for e, _ in self.ctx.incident.get(a, ()):
             p = parts[e.id]
@@ -634,7 +648,7 @@ class Sampler:
         plain = self.plain.get(oid, False)
         return plain if depth == 0 else not plain
 
-    def _window_events(self, w_node: int | None, b: Builder) -> set[str] | None:
+    def _window_events(self, w_node: int | None, b: Builder) -> frozenset[str] | None:
         if w_node is None:
             return None
         w = b.values[w_node]
@@ -907,7 +921,7 @@ class Sampler:
         """The balance keys of the verb that comes before / after anchor ``eid``: per anchor verb,
         and per anchor verb and thing ("after walking to the door" is mostly "open", a script a
         text-only learner knows; the cap on each key leaves only the video to tell)."""
-        e = self.ctx.events[eid]
+        e = self.ctx.action_map[eid]
         th = self.thing(e)
         return (f"temporal|{mode}|{e.verb}", f"temporal|{mode}|{e.verb}|{self.ctx.label(th) if th else ''}")
 
@@ -923,7 +937,7 @@ class Sampler:
         lab = ctx.label(th)
         return self._memo(("same-thing", eid), lambda: [
             ctx.action_phrase(i) for i in ctx.actions if i != eid and self.thing(ctx.events[i]) is not None
-            and ctx.label(self.thing(ctx.events[i])) == lab])
+            and ctx.label(self.thing(ctx.events[i])) == lab])  # type: ignore[arg-type]
 
     def _next_verb(self, eid: str, mode: str) -> str | None:
         """The verb of the action right before / after ``eid`` (None when there is none)."""
@@ -932,7 +946,7 @@ class Sampler:
         if got == 0:
             inw = self.window_set(eid, mode)
             acts = [i for i in self.ctx.actions if i in inw]
-            got = self._cache[key] = (self.ctx.events[acts[-1 if mode == "before" else 0]].verb if acts else None)
+            got = self._cache[key] = (self.ctx.action_map[acts[-1 if mode == "before" else 0]].verb if acts else None)
         return got
 
     def _q_ordinal_anchored(self, b, n):
@@ -1102,7 +1116,7 @@ class Sampler:
                 {ctx.events[i].verb for i in ctx.actions} | set(self.verb_pool))))  # a copy: shuffled below
             if not verbs:
                 raise Reject("no-candidate")
-            self.rng.shuffle(verbs)
+            draw.shuffle(self.rng, verbs)
             acts = b.add("actions", src)
             n0 = len(b.nodes)
             for verb in verbs[:8]:
@@ -1124,7 +1138,7 @@ class Sampler:
         verbs = list(self._memo(("count-verbs", variant), lambda: self._count_verbs(variant)))  # shuffled below
         if not verbs:
             raise Reject("no-candidate")
-        self.rng.shuffle(verbs)
+        draw.shuffle(self.rng, verbs)
         n0 = len(b.nodes)
         agent_acts = self.acts_by_agent[agent]  # (in time order, as ctx.actions)
         win = b.values[w] if w is not None else None
@@ -1162,14 +1176,14 @@ class Sampler:
 
     def _verb_counts(self) -> Counter:
         """How many actions of this graph have each verb (cached per graph)."""
-        return self._memo(("verb-counts",), lambda: Counter(self.ctx.events[i].verb for i in self.ctx.actions))
+        return self._memo(("verb-counts",), lambda: Counter(self.ctx.action_map[i].verb for i in self.ctx.actions))
 
     def _count_verbs(self, variant: str) -> list[str]:
         """The verbs a count of ``variant`` can ask about: of this graph's actions (those done to a
         thing, for things counted) and of the corpus; only transitive ones where things are counted."""
         ctx = self.ctx
         pool = ctx.actions if variant == "counting_events" else self.thing_actions
-        verbs = sorted({ctx.events[i].verb for i in pool} | set(self.verb_pool))
+        verbs = sorted({ctx.action_map[i].verb for i in pool} | set(self.verb_pool))
         if variant == "counting_objects":
             verbs = [v for v in verbs if not verb_frame(v).intransitive]
         return verbs
