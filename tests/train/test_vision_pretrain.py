@@ -13,7 +13,8 @@ from conftest import quick_config
 from stepkit.cli import app
 from stepkit.errors import ConfigError
 from stepkit.graph.serialize import load_graph
-from stepkit.train.vision_pretrain import VisionPretrainConfig, pretrain_vision, token_targets, token_vocabulary
+from stepkit.train.vision_pretrain import (VisionPretrainConfig, event_vocabulary, pretrain_vision, token_targets,
+                                           token_vocabulary)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,35 @@ def test_targets_mark_the_tokens_under_each_box(world: Path) -> None:
     # every marked label is under some box at t=0 (nothing invented)
     present = {o.label for o in g.objects if any(b.t == 0.0 for b in o.track)}
     assert {labels[i] for i in range(len(labels)) if y[:, i].any()} <= present
+
+
+def test_event_targets_mark_the_participants_of_what_happens_then(world: Path) -> None:
+    g = load_graph(sorted((world / "graphs").glob("*.json"))[0])
+    labels, colours = token_vocabulary([g])
+    events = event_vocabulary([g])
+    act = g.actions[0]
+    t = (act.t0 + act.t1) / 2
+    y = token_targets(g, [t], (g.width, g.height), (1, 6, 10), 2, labels, colours, events=events)
+    base = len(labels) + len(colours)
+    assert y.shape == (15, base + len(events))
+    # the verb is on some token (the agent is in view in the world), and only verbs and predicates
+    # of events that hold at t are marked
+    assert y[:, base + events.index(act.verb)].any()
+    holding = {a.verb for a in g.actions if a.t0 <= t <= a.t1} | {r.predicate for r in g.relations if r.t0 <= t <= r.t1}
+    assert {events[i] for i in range(len(events)) if y[:, base + i].any()} <= holding
+    # the object targets are those of the default (events only add columns)
+    assert (y[:, :base] == token_targets(g, [t], (g.width, g.height), (1, 6, 10), 2, labels, colours)).all()
+
+
+def test_event_targets_run_reports_their_f1(world: Path, tiny_models, tmp_path: Path) -> None:
+    cfg = VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models("qwen2.5-vl")),
+                               out=str(tmp_path / "pv"), steps=1, batch_size=1, val_graphs=str(world / "graphs"),
+                               val_clips=2, targets="events")
+    s = pretrain_vision(cfg)
+    assert s["events"] and set(s["val_f1"]) == {"label", "colour", "event"}
+    with pytest.raises(ConfigError, match="targets"):
+        pretrain_vision(VisionPretrainConfig(graphs=cfg.graphs, model=cfg.model, out=str(tmp_path / "x"),
+                                             targets="verbs"))
 
 
 def test_pretraining_changes_only_the_vision_tower_and_reruns_are_no_ops(world: Path, tiny_models, tmp_path: Path) -> None:

@@ -69,6 +69,8 @@ class ReplicateConfig:
     vision_steps: int = _f(400, "Steps of dense vision pretraining (`stepkit pretrain-vision`) on the perception videos' "
                                 "graphs before any language stage; 0 skips it (and the caption stage).")
     vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
+    vision_targets: str = _f("objects", "pretrain-vision --targets: objects (labels, colours) or events (also the verbs "
+                                        "and predicates of what each token covers).")
     caption_steps: int = _f(1000, "Steps of the caption stage (what-is-in-the-video lists, vision frozen) between the "
                                   "vision pretraining and the perception stage.")
     caption_mix: str = _f("contents:1,colours:1", "Caption kinds of the caption stage (`stepkit perception --mix`; "
@@ -112,6 +114,8 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: perception_seed: must differ from train_seed and heldout_seed")
     if cfg.vision_head not in ("words", "linear"):
         raise ConfigError(f"{path}: vision_head: words or linear, got {cfg.vision_head!r}")
+    if cfg.vision_targets not in ("objects", "events"):
+        raise ConfigError(f"{path}: vision_targets: objects or events, got {cfg.vision_targets!r}")
     if cfg.vision_steps < 0 or cfg.caption_steps < 0:
         raise ConfigError(f"{path}: vision_steps and caption_steps must be >= 0")
     for name in ("perception_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos",
@@ -209,7 +213,8 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
         vision, caption_model = root / START / "vision", root / START / "captions"
         S.append(Stage("vision-pretrain", vision,
                        ["pretrain-vision", str(pw / "world" / "graphs"), "--model", str(first), "--out", str(vision),
-                        "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--batch-size",
+                        "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--targets", cfg.vision_targets,
+                        "--batch-size",
                         str(cfg.batch_size), "--num-frames", str(cfg.num_frames), "--seed", str(cfg.start_seed),
                         "--threads", str(cfg.threads)]))
         first = vision

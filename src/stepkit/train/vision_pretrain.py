@@ -5,7 +5,11 @@ sees nothing, and question-answer loss alone is a weak teacher for it: most of a
 can be predicted from the text. Here every visual token gets its own target instead: which object
 labels and which colours cover its patch of the frame at its frame time, read from the graph's
 tracked boxes (multi-label, binary cross-entropy through a head on the normalised projector output:
-learned, or the decoder's own word embeddings of the labels and colours).
+learned, or the decoder's own word embeddings of the labels and colours). With ``targets: events``
+a token also learns what is happening to what covers it: the verb of each action whose agent,
+object or target it covers, and the predicate of each relation whose subject or object it
+covers, at that frame time (the words a "which action came second?" or "what is the cup on?"
+question reads off the frames).
 Only the vision tower and projector learn; the head is discarded and the result is saved as an
 ordinary checkpoint that ``stepkit train --model`` loads. Real checkpoints have pretrained vision
 towers and do not need this stage.
@@ -31,6 +35,7 @@ from stepkit.train.config import _f
 from stepkit.train.perception import box_at
 
 SUMMARY = "vision_pretrain.json"
+TARGETS = ("objects", "events")
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 
 
@@ -55,6 +60,8 @@ class VisionPretrainConfig:
                                "lives in the tokens' direction, which the decoder sees, not in their scale, which it does not.")
     head: str = _f("linear", "linear: a learned head; words: the decoder's own input embeddings of the label and colour "
                              "words (fixed), so a bed in the frame and 'bed' in a question start as one direction.")
+    targets: str = _f("objects", "objects: each token's labels and colours; events: also the verbs and predicates of the "
+                                 "actions and relations whose participants cover it at that time.")
     seed: int = _f(0, "Seed of the clip sampling and the head's weights.")
     log_every: int = _f(50, "Steps between log lines (with validation F1 when val_graphs is set).")
 
@@ -67,6 +74,8 @@ class VisionPretrainConfig:
             raise ConfigError("pretrain-vision: lr and window must be > 0")
         if self.head not in ("linear", "words"):
             raise ConfigError(f"pretrain-vision: head must be linear or words, got {self.head!r}")
+        if self.targets not in TARGETS:
+            raise ConfigError(f"pretrain-vision: targets must be {' or '.join(TARGETS)}, got {self.targets!r}")
         if not 0 < self.min_cover <= 1:
             raise ConfigError(f"pretrain-vision: min_cover must be in (0, 1], got {self.min_cover}")
 
@@ -79,22 +88,48 @@ def token_vocabulary(graphs: list[Any]) -> tuple[list[str], list[str]]:
     return labels, colours
 
 
+def event_vocabulary(graphs: list[Any]) -> list[str]:
+    """The verbs and predicates of ``graphs``' actions and relations: the event targets of a token."""
+    return sorted({a.verb for g in graphs for a in g.actions} | {r.predicate for g in graphs for r in g.relations})
+
+
+def _event_words(graph: Any, t: float) -> dict[str, set[str]]:
+    """Object id -> the verbs and predicates of the events it takes part in at time ``t``."""
+    words: dict[str, set[str]] = {}
+    for a in graph.actions:
+        if a.t0 <= t <= a.t1:
+            for oid in (a.agent, a.object, a.target):
+                if oid is not None:
+                    words.setdefault(oid, set()).add(a.verb)
+    for r in graph.relations:
+        if r.t0 <= t <= r.t1:
+            for oid in (r.subject, r.object):
+                words.setdefault(oid, set()).add(r.predicate)
+    return words
+
+
 def token_targets(graph: Any, times: list[float], frame_size: tuple[int, int], grid: tuple[int, int, int],
-                  merge: int, labels: list[str], colours: list[str], min_cover: float = 0.3):
-    """Multi-hot targets (tokens x (labels + colours)) of one clip's visual tokens.
+                  merge: int, labels: list[str], colours: list[str], min_cover: float = 0.3,
+                  events: list[str] | None = None):
+    """Multi-hot targets (tokens x (labels + colours [+ events])) of one clip's visual tokens.
 
     ``grid`` is the processor's (temporal, height, width) patch grid, ``merge`` its spatial merge
     size and ``times`` the time of each temporal patch; a merged token covers an equal share of the
-    frame (``frame_size`` = width, height of the graph's pixel space), row by row."""
+    frame (``frame_size`` = width, height of the graph's pixel space), row by row. With ``events``,
+    a token covered by an object also gets the verbs and predicates of the events the object takes
+    part in at that time."""
     import torch
 
     T, h, w = grid
     mh, mw = h // merge, w // merge
     W, H = frame_size
-    y = torch.zeros(T * mh * mw, len(labels) + len(colours))
+    ev_base = len(labels) + len(colours)
+    ev_index = {e: ev_base + i for i, e in enumerate(events or [])}
+    y = torch.zeros(T * mh * mw, ev_base + len(ev_index))
     cell = (W / mw) * (H / mh)
     for ti in range(T):
         boxes = [(o, b) for o in graph.objects if (b := box_at(o, times[ti])) is not None]
+        doing = _event_words(graph, times[ti]) if ev_index else {}
         for yi in range(mh):
             y0, y1 = yi * H / mh, (yi + 1) * H / mh
             for xi in range(mw):
@@ -109,6 +144,9 @@ def token_targets(graph: Any, times: list[float], frame_size: tuple[int, int], g
                     c = o.attribute("color")
                     if c in colours:
                         y[k, len(labels) + colours.index(c)] = 1
+                    for word in doing.get(o.id, ()):
+                        if word in ev_index:
+                            y[k, ev_index[word]] = 1
     return y
 
 
@@ -116,7 +154,7 @@ class _Clips:
     """Random clips of a set of graphs' videos, with their token targets."""
 
     def __init__(self, graphs: list[tuple[Path, Any]], cfg: VisionPretrainConfig, processor: Any,
-                 labels: list[str], colours: list[str]) -> None:
+                 labels: list[str], colours: list[str], events: list[str] | None = None) -> None:
         from stepkit.data.videos import resolve_video
 
         self.items = []
@@ -125,7 +163,7 @@ class _Clips:
             if not video or not os.path.isfile(video):
                 raise ConfigError(f"{path}: its video {g.video!r} is not a file (use --videos-dir)")
             self.items.append((g, video))
-        self.cfg, self.processor, self.labels, self.colours = cfg, processor, labels, colours
+        self.cfg, self.processor, self.labels, self.colours, self.events = cfg, processor, labels, colours, events
         vp = processor.video_processor
         self.merge = int(getattr(vp, "merge_size", 2))
         self.temporal = int(getattr(vp, "temporal_patch_size", 2))
@@ -141,7 +179,8 @@ class _Clips:
         grid = tuple(int(v) for v in x["video_grid_thw"][0].tolist())
         times = [clip.indices[min(len(clip.indices) - 1, self.temporal * ti)] / clip.fps for ti in range(grid[0])]
         size = (g.width or clip.frames.shape[2], g.height or clip.frames.shape[1])
-        return dict(x), token_targets(g, times, size, grid, self.merge, self.labels, self.colours, self.cfg.min_cover)
+        return dict(x), token_targets(g, times, size, grid, self.merge, self.labels, self.colours, self.cfg.min_cover,
+                                      self.events)
 
 
 def _visual_tokens(model: Any, x: dict[str, Any], normalize: bool = True):
@@ -221,6 +260,7 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
         raise ConfigError(f"{out}: holds a finished pretrain-vision run of another config; choose another --out")
     train_graphs = _load_graphs(cfg.graphs)
     labels, colours = token_vocabulary([g for _, g in train_graphs])
+    events = event_vocabulary([g for _, g in train_graphs]) if cfg.targets == "events" else []
     if not labels:
         raise ConfigError(f"{cfg.graphs}: no object has a tracked box; dense targets need boxes "
                           "(ground-truth world graphs or induced graphs with tracks)")
@@ -236,16 +276,16 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{cfg.model}: cannot load a {fam.name} model ({exc})") from None
     torch.manual_seed(cfg.seed)
-    clips = _Clips(train_graphs, cfg, processor, labels, colours)
+    clips = _Clips(train_graphs, cfg, processor, labels, colours, events)
     val = None
     if cfg.val_graphs:
-        vclips = _Clips(_load_graphs(cfg.val_graphs), cfg, processor, labels, colours)
+        vclips = _Clips(_load_graphs(cfg.val_graphs), cfg, processor, labels, colours, events)
         vrng = random.Random(f"stepkit-pretrain-vision-val:{cfg.seed}")
         val = [vclips.sample(vrng) for _ in range(cfg.val_clips)]
     if cfg.head == "words":
-        head = _word_head(model, processor.tokenizer, labels + colours)
+        head = _word_head(model, processor.tokenizer, labels + colours + events)
     else:
-        head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours))
+        head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours) + len(events))
     for p in model.parameters():
         p.requires_grad_(False)
     params = list(model.model.visual.parameters())
@@ -259,7 +299,10 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
         pred = torch.cat([torch.sigmoid(head(_visual_tokens(model, x, cfg.normalize))) for x, _ in val]) > 0.5
         gold = torch.cat([y for _, y in val]) > 0
         res = {}
-        for name, sl in (("label", slice(0, len(labels))), ("colour", slice(len(labels), None))):
+        groups = [("label", slice(0, len(labels))), ("colour", slice(len(labels), len(labels) + len(colours)))]
+        if events:
+            groups.append(("event", slice(len(labels) + len(colours), None)))
+        for name, sl in groups:
             tp = (pred[:, sl] & gold[:, sl]).sum().item()
             wrong = (pred[:, sl] ^ gold[:, sl]).sum().item()
             res[name] = round(2 * tp / max(1, 2 * tp + wrong), 4)
@@ -299,7 +342,7 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
             os.replace(f, out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = {"config": asdict(cfg), "family": fam.name, "labels": labels, "colours": colours, "log": log,
+    summary = {"config": asdict(cfg), "family": fam.name, "labels": labels, "colours": colours, "events": events, "log": log,
                "val_f1": log[-1].get("val_f1") if log else None, "finished": True,
                "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)
@@ -326,6 +369,8 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
         val_graphs: Path | None = typer.Option(None, "--val-graphs", help="Validation graphs (per-token F1)."),
         videos_dir: Path | None = typer.Option(None, "--videos-dir", help="Folder of the videos."),
         head: str = typer.Option(defaults.head, "--head", help="linear (learned) or words (the decoder's word embeddings)."),
+        targets: str = typer.Option(defaults.targets, "--targets",
+                                    help="objects (labels, colours) or events (also verbs and predicates)."),
         normalize: bool = typer.Option(defaults.normalize, "--normalize/--raw",
                                        help="Head on RMS-normalised tokens (default) or on the raw projector output."),
         seed: int = typer.Option(defaults.seed, "--seed", help="Random seed."),
@@ -340,14 +385,16 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
                                    lr=lr, num_frames=num_frames, window=window,
                                    val_graphs=str(val_graphs) if val_graphs else None,
                                    videos_dir=str(videos_dir) if videos_dir else None, normalize=normalize,
-                                   head=head, seed=seed)
+                                   head=head, targets=targets, seed=seed)
         try:
             s = pretrain_vision(cfg)
         except StepkitError as exc:
             fail(exc)
         f1 = s.get("val_f1")
-        extra = f"; validation per-token F1 label {f1['label']:.2f}, colour {f1['colour']:.2f}" if f1 else ""
-        console.print(f"{cfg.steps} steps on {len(s['labels'])} labels and {len(s['colours'])} colours"
+        extra = (f"; validation per-token F1 label {f1['label']:.2f}, colour {f1['colour']:.2f}"
+                 + (f", event {f1['event']:.2f}" if "event" in f1 else "")) if f1 else ""
+        events = f" and {len(s['events'])} verbs / predicates" if s.get("events") else ""
+        console.print(f"{cfg.steps} steps on {len(s['labels'])} labels, {len(s['colours'])} colours{events}"
                       f"{extra} -> {out}", highlight=False)
 
     app.command("pretrain-vision")(pretrain_vision_cmd)
