@@ -57,6 +57,19 @@ def folder(tmp_path) -> Path:
     return src
 
 
+def test_graphs_name_their_videos_so_that_they_open_from_the_graph(folder, tmp_path, monkeypatch):
+    """A relative videos folder (the demo's `runs/demo/world/videos`) must not leave graphs whose video
+    only opens from the directory `stepkit induce` ran in."""
+    from stepkit.data.videos import resolve_video
+
+    monkeypatch.chdir(tmp_path)
+    run_induce(Path("videos"), Path("out"), ProbeInducer())
+    monkeypatch.chdir(folder)  # anywhere else
+    g_path = tmp_path / "out" / "a.json"
+    video = resolve_video(load_graph(g_path).video, base=g_path.parent)
+    assert video == str(folder / "a.mp4") and os.path.isfile(video)
+
+
 def test_failures_recorded_and_run_goes_on(folder, tmp_path):
     out = tmp_path / "graphs"
     ind = ProbeInducer()

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from stepkit.data.videos import normalise
 from stepkit.errors import ConfigError, StepkitError
 from stepkit.induce.base import Inducer
 from stepkit.io import atomic_write_json, dumps_json, sha256_file, sha256_text
@@ -272,6 +273,9 @@ def run_induce(
             res, job = outcome.result, outcome.job
             if res.status == "done":
                 graph_path = out / f"{job.video_id}.json"
+                # the one video-path rule (data/videos.py): an absolute path opens from anywhere; the
+                # path as given (relative to where `stepkit induce` ran) would not open from the graph
+                outcome.graph.video = normalise(job.path)
                 try:
                     save_graph(outcome.graph, graph_path)
                 except StepkitError as exc:
