@@ -25,6 +25,7 @@ from stepkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from stepkit.pipeline.config import build_dataclass, read_yaml
 from stepkit.pipeline.stages import OnStage, Stage, resume_if_checkpointed, run_stages, save_run_config
 from stepkit.train.perception import parse_mix
+from stepkit.train.vision_pretrain import TARGETS
 
 ARMS = ("base", "answer-only", "step", "oracle")
 START = "start"  # the starting model every arm trains from (the output of the perception stage)
@@ -114,8 +115,8 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: perception_seed: must differ from train_seed and heldout_seed")
     if cfg.vision_head not in ("words", "linear"):
         raise ConfigError(f"{path}: vision_head: words or linear, got {cfg.vision_head!r}")
-    if cfg.vision_targets not in ("objects", "events"):
-        raise ConfigError(f"{path}: vision_targets: objects or events, got {cfg.vision_targets!r}")
+    if cfg.vision_targets not in TARGETS:
+        raise ConfigError(f"{path}: vision_targets: {' or '.join(TARGETS)}, got {cfg.vision_targets!r}")
     if cfg.vision_steps < 0 or cfg.caption_steps < 0:
         raise ConfigError(f"{path}: vision_steps and caption_steps must be >= 0")
     for name in ("perception_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos",
