@@ -81,6 +81,11 @@ def test_perception_stage_comes_first_from_its_own_videos() -> None:
                                                                     caption_mix="contents:1,object-colours:2,colours:0"))}
     assert _opt(bound["caption-data"], "--mix") == "contents:1,object-colours:2,colours:0"
     assert _opt(bound["caption-data"], "--per-video") == "2"
+    # centring the tower's tokens is passed on to pretrain-vision only when asked for
+    assert "--centre" not in vp
+    centred = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], vision_centre=True,
+                                                                      vision_token_scale=4.0))}
+    assert "--centre" in centred["vision-pretrain"] and _opt(centred["vision-pretrain"], "--token-scale") == "4.0"
     # every arm starts after the perception stage, from its model
     assert names.index("perception-train") < min(i for i, n in enumerate(names) if n.startswith("train-"))
 
@@ -121,6 +126,9 @@ def test_config_validation(tmp_path: Path) -> None:
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"vision_head": "mlp"}))
     with pytest.raises(ConfigError, match="vision_head: words or linear"):
+        load_replicate_config(p)
+    p.write_text(yaml.safe_dump({"vision_token_scale": 2.0}))
+    with pytest.raises(ConfigError, match="vision_token_scale must be >= 0 and needs vision_centre"):
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"caption_mix": "contents:1,nope:1"}))
     with pytest.raises(ConfigError, match="caption_mix: .*unknown kind 'nope'"):

@@ -83,6 +83,16 @@ def test_same_seed_same_bytes_and_mix_in(graph_dir: Path, tmp_path: Path) -> Non
     assert first.is_file()
 
 
+def test_mixing_in_another_perception_file_keeps_ids_unique(graph_dir: Path, tmp_path: Path) -> None:
+    generate_perception(graph_dir, tmp_path / "caps", per_video=2, mix=parse_mix("contents:1,colours:1"), seed=0)
+    s = generate_perception(graph_dir, tmp_path / "all", per_video=4, mix=parse_mix("colour:1,exists:1"), seed=0,
+                            mix_in=[tmp_path / "caps" / "qa.jsonl"])
+    rows = [json.loads(line) for line in (tmp_path / "all" / "qa.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in rows]
+    assert len(set(ids)) == len(ids) and s["renamed_ids"] > 0
+    assert all(i.endswith("-m0") for i, r in zip(ids, rows) if r["type"] == "perception-contents" and i.count("-m"))
+
+
 def test_bad_input_is_named(graph_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown kind 'colour-names'"):
         parse_mix("colour-names:1")
@@ -163,3 +173,40 @@ def test_actions_caption_lists_every_action_in_time_order(graph_dir: Path, tmp_p
         first = min(g.actions, key=lambda a: a.t0)
         assert r["answer"].startswith(ctx.action_phrase(first.id))
         assert r["answer"].count(",") == len(g.actions) - 1
+
+
+def test_relation_records_hold_at_their_moment_and_no_distractor_does(graph_dir: Path, tmp_path: Path) -> None:
+    s = generate_perception(graph_dir, tmp_path / "r", per_video=6, mix=parse_mix("relation:1"), seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "qa.jsonl").read_text().splitlines()]
+    assert s["by_type"] == {"perception-relation": len(rows)} and len(rows) >= 8
+    graphs = {g.video_id: g for g in _graphs()}
+    forms = Counter()
+    for r in rows:
+        g = graphs[r["video_id"]]
+        label = {o.id: o.label for o in g.objects}
+        t0, t1 = r["window"]
+        # the relations holding somewhere in the window, as (subject label, predicate, object label)
+        held = {(label[x.subject], x.predicate, label[x.object]) for x in g.relations if x.t0 <= t1 and x.t1 >= t0}
+        # ... and those holding all through it (so also at the record's moment, which is inside it)
+        always = {(label[x.subject], x.predicate, label[x.object]) for x in g.relations if x.t0 <= t0 and x.t1 >= t1}
+        q = r["question"]
+        if q.startswith("What is the relation between the "):
+            subj, obj = q.removeprefix("What is the relation between the ").removesuffix("?").split(" and the ")
+            truth = {p for s_, p, o_ in held if (s_, o_) == (subj, obj)}
+            wrong = {p for s_, p, o_ in always if (s_, o_) == (subj, obj)}
+            forms["predicate"] += 1
+        elif q.startswith("Which object is "):
+            pred, obj = q.removeprefix("Which object is ").removesuffix("?").rsplit(" the ", 1)
+            truth = {s_ for s_, p, o_ in held if (p, o_) == (pred, obj)}
+            wrong = {s_ for s_, p, o_ in always if (p, o_) == (pred, obj)}
+            forms["subject"] += 1
+        else:
+            subj, pred = q.removeprefix("What is the ").removesuffix("?").split(" ", 1)
+            truth = {o_ for s_, p, o_ in held if (s_, p) == (subj, pred)}
+            wrong = {o_ for s_, p, o_ in always if (s_, p) == (subj, pred)}
+            forms["object"] += 1
+        assert r["answer"] in truth, r
+        assert len(r["options"]) >= 2 and r["options"][r["answer_index"]] == r["answer"]
+        assert len(set(r["options"])) == len(r["options"])
+        assert not wrong & (set(r["options"]) - {r["answer"]}), r  # no distractor is true as well
+    assert len(forms) == 3

@@ -153,3 +153,35 @@ def test_word_head_starts_from_the_decoders_embeddings(world: Path, tiny_models,
     s = pretrain_vision(VisionPretrainConfig(graphs=str(world / "graphs"), model=str(model_dir),
                                              out=str(tmp_path / "w"), steps=1, batch_size=1, head="words"))
     assert s["config"]["head"] == "words" and s["finished"]
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
+def test_centring_removes_the_shared_token_and_scales_to_the_text(world: Path, tiny_models, tmp_path: Path,
+                                                                   family: str) -> None:
+    import random
+
+    import torch
+    import transformers
+    from transformers import AutoProcessor
+
+    from stepkit.models.families import family_of_checkpoint
+    from stepkit.train.vision_pretrain import _Clips, _load_graphs, _visual_tokens
+
+    cfg = VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models(family)), out=str(tmp_path / "c"),
+                               steps=2, batch_size=2, centre=True, centre_clips=6, token_scale=4.0)
+    s = pretrain_vision(cfg)
+    assert s["centring"]["shared_norm"] > 0 and s["centring"]["scale"] > 0
+    fam = family_of_checkpoint(cfg.out)
+    model = getattr(transformers, fam.model_class).from_pretrained(cfg.out).eval()
+    graphs = _load_graphs(cfg.graphs)
+    labels, colours = token_vocabulary([g for _, g in graphs])
+    clips = _Clips(graphs, cfg, AutoProcessor.from_pretrained(cfg.out), labels, colours)
+    # the very clips the mean was taken over now average to zero, at 4x the text embeddings' RMS
+    rng = random.Random(f"stepkit-pretrain-vision-centre:{cfg.seed}")
+    with torch.no_grad():
+        feats = torch.cat([_visual_tokens(model, clips.sample(rng)[0], normalize=False) for _ in range(6)])
+    text_rms = model.get_input_embeddings().weight.pow(2).mean().sqrt().item()
+    assert feats.mean(0).norm() < 1e-3 * feats.norm(dim=-1).mean()
+    assert feats.pow(2).mean().sqrt().item() == pytest.approx(4.0 * text_rms, rel=1e-3)
+    with pytest.raises(ConfigError, match="token_scale"):
+        pretrain_vision(VisionPretrainConfig(graphs=cfg.graphs, model=cfg.model, out="o", token_scale=2.0))

@@ -72,6 +72,10 @@ class ReplicateConfig:
     vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
     vision_targets: str = _f("objects", "pretrain-vision --targets: objects (labels, colours) or events (also the verbs "
                                         "and predicates of what each token covers).")
+    vision_centre: bool = _f(False, "pretrain-vision --centre: fold the mean visual token into the projector's bias, so "
+                                    "the decoder's input norm passes on what differs between tokens.")
+    vision_token_scale: float = _f(0.0, "pretrain-vision --token-scale: with vision_centre, the visual tokens' RMS as a "
+                                        "multiple of the text embeddings' (0 keeps it).")
     caption_steps: int = _f(1000, "Steps of the caption stage (what-is-in-the-video lists, vision frozen) between the "
                                   "vision pretraining and the perception stage.")
     caption_mix: str = _f("contents:1,colours:1", "Caption kinds of the caption stage (`stepkit perception --mix`; "
@@ -117,6 +121,8 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: vision_head: words or linear, got {cfg.vision_head!r}")
     if cfg.vision_targets not in TARGETS:
         raise ConfigError(f"{path}: vision_targets: {' or '.join(TARGETS)}, got {cfg.vision_targets!r}")
+    if cfg.vision_token_scale < 0 or (cfg.vision_token_scale and not cfg.vision_centre):
+        raise ConfigError(f"{path}: vision_token_scale must be >= 0 and needs vision_centre: true")
     if cfg.vision_steps < 0 or cfg.caption_steps < 0:
         raise ConfigError(f"{path}: vision_steps and caption_steps must be >= 0")
     for name in ("perception_steps", "arm_steps", "batch_size", "num_frames", "train_videos", "heldout_videos",
@@ -215,6 +221,7 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
         S.append(Stage("vision-pretrain", vision,
                        ["pretrain-vision", str(pw / "world" / "graphs"), "--model", str(first), "--out", str(vision),
                         "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--targets", cfg.vision_targets,
+                        *(["--centre", "--token-scale", str(cfg.vision_token_scale)] if cfg.vision_centre else []),
                         "--batch-size",
                         str(cfg.batch_size), "--num-frames", str(cfg.num_frames), "--seed", str(cfg.start_seed),
                         "--threads", str(cfg.threads)]))

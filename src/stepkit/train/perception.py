@@ -22,7 +22,11 @@ the loss of a perception stage flows through the vision tower:
   ``contents`` and ``colours`` nothing ties the two);
 - ``actions``: every action of the video in time order, phrased as the generated questions phrase
   them ("walk to the table, pick up the pillow, ..."): the dense target for "which action came
-  second?" (each action lasts about a second, so it is seen only with frames a second or so apart).
+  second?" (each action lasts about a second, so it is seen only with frames a second or so apart);
+- ``relation``: a relation that holds at a moment between two objects in view, asked for its object
+  ("What is the book on?"), its subject ("Which object is on the table?") or its predicate, with
+  the other objects in view (or the other predicates) as options: the dense target for the
+  relation questions, as ``colour`` is for the attribute ones.
 
 Records are ordinary :class:`~stepkit.data.record.QRARecord` lines (``steps`` 1, ``type``
 ``perception-*``), trained with ``stepkit train --samples answer``; ``stepkit perception`` writes
@@ -35,13 +39,13 @@ import os
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from stepkit.data.record import QRARecord, load_records
 from stepkit.errors import ConfigError, StepkitError
 
 KINDS = ("describe", "objects", "colour", "exists", "left-right", "contents", "colours", "object-colours",
-         "actions")
+         "actions", "relation")
 DEFAULT_MIX = {"describe": 1.0, "objects": 3.0, "colour": 3.0, "exists": 2.0, "left-right": 2.0}
 ANSWER_INSTRUCTION = "Answer the question with a short phrase."
 GENERATOR = "stepkit perception/1"
@@ -112,6 +116,17 @@ class PerceptionGenerator:
         self.colours_of: dict[str, set[str]] = defaultdict(set)
         self.all_colours: set[str] = set()
         self.labels: Counter[str] = Counter()
+        # relation options only from what can play that part somewhere in the set (things a book can be
+        # "on"), so that the wording does not rule the distractors out
+        self.role_labels: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.pair_predicates: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for g in graphs:
+            lab = {o.id: o.label for o in g.objects}
+            for r in g.relations:
+                if r.subject in lab and r.object in lab:
+                    self.role_labels[(r.predicate, "object")].add(lab[r.object])
+                    self.role_labels[(r.predicate, "subject")].add(lab[r.subject])
+                    self.pair_predicates[(lab[r.subject], lab[r.object])].add(r.predicate)
         for g in graphs:
             for o in g.objects:
                 c = o.attribute("color")
@@ -235,7 +250,45 @@ class PerceptionGenerator:
             steps = [ctx.action_phrase(a.id) for a in sorted(g.actions, key=lambda a: (a.t0, a.t1, a.id))]
             return dict(question="What happens in the video, in order?", answer=", ".join(steps) + ".",
                         window=(0.0, g.duration), key=kind)
+        if kind == "relation":
+            return self._relation(g, t, view, rng, (w0, w1))
         raise ConfigError(f"unknown perception kind {kind!r}")
+
+    def _relation(self, g: Any, t: float, view: list[Any], rng: random.Random,
+                  window: tuple[float, float]) -> dict[str, Any] | None:
+        labels = Counter(o.label for o, _ in view)
+        named = {o.id: o for o, _ in view if labels[o.label] == 1}  # "the cup" must name one object
+        holding = [r for r in g.relations if r.t0 <= t <= r.t1 and r.subject in named and r.object in named]
+        if not holding:
+            return None
+        r = rng.choice(sorted(holding, key=lambda x: x.id))
+        subj, obj = named[r.subject], named[r.object]
+        form = rng.choice(("object", "subject", "predicate"))
+        if form == "predicate":
+            true = {x.predicate for x in holding if (x.subject, x.object) == (r.subject, r.object)}
+            pool = self.pair_predicates[(subj.label, obj.label)]
+            answer, others = r.predicate, sorted(p for p in pool if p not in true)
+            question = f"What is the relation between the {subj.label} and the {obj.label}?"
+        elif form == "object":
+            true = {x.object for x in holding if x.subject == r.subject and x.predicate == r.predicate}
+            answer = obj.label
+            fits = self.role_labels[(r.predicate, "object")]
+            others = [o.label for o in named.values() if o.id not in true and o.id != subj.id and o.label in fits]
+            question = f"What is the {subj.label} {r.predicate}?"
+        else:
+            if subj.label == "person":
+                return None
+            true = {x.subject for x in holding if x.object == r.object and x.predicate == r.predicate}
+            answer = subj.label
+            fits = self.role_labels[(r.predicate, "subject")]
+            others = [o.label for o in named.values()
+                      if o.id not in true and o.id != obj.id and o.label != "person" and o.label in fits]
+            question = f"Which object is {r.predicate} the {obj.label}?"
+        if not others:
+            return None
+        opts, idx = self._options(answer, others, rng)
+        return dict(question=question, answer=answer, options=opts, answer_index=idx, window=window,
+                    key=f"relation:{r.id}:{form}")
 
     def records(self, g: Any, video: str | None, index: int) -> list[QRARecord]:
         """``per_video`` records (fewer when the graph offers fewer) for graph ``g``."""
@@ -265,9 +318,10 @@ class PerceptionGenerator:
 def generate_perception(graphs: str | os.PathLike, out_dir: str | os.PathLike, *, per_video: int = 40,
                         mix: dict[str, float] | None = None, seed: int = 0, moment: float = 1.0,
                         videos_dir: str | os.PathLike | None = None,
-                        mix_in: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
+                        mix_in: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Write ``out_dir/qa.jsonl`` (perception records of every graph, then the records of each
-    ``mix_in`` Q/R/A file) and ``summary.json``; returns the summary.
+    ``mix_in`` Q/R/A file, a colliding id suffixed with ``-m<file index>``) and ``summary.json``;
+    returns the summary.
 
     A graph that cannot be read is recorded under ``failed`` and the rest go on."""
     from stepkit.data.videos import resolve_video
@@ -283,8 +337,8 @@ def generate_perception(graphs: str | os.PathLike, out_dir: str | os.PathLike, *
             loaded.append((path, load_graph(path)))
         except StepkitError as exc:
             failed.append({"path": str(path), "error": str(exc)})
-    extra: list[QRARecord] = []
-    for qa in mix_in:
+    extra: list[tuple[int, QRARecord]] = []
+    for k, qa in enumerate(mix_in):
         from stepkit.data.videos import VideoResolver
 
         qa = Path(qa)
@@ -294,28 +348,37 @@ def generate_perception(graphs: str | os.PathLike, out_dir: str | os.PathLike, *
         resolve = VideoResolver(qa_file.parent)
         for rec in load_records(qa_file):
             rec.video = resolve(rec.video)  # written as an absolute path, like every generated record
-            extra.append(rec)
+            extra.append((k, rec))
     gen = PerceptionGenerator([g for _, g in loaded], per_video=per_video, mix=mix, seed=seed, moment=moment)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by_kind: Counter[str] = Counter()
     answers: dict[str, Counter[str]] = defaultdict(Counter)
-    n = 0
+    n = renamed = 0
+    ids: set[str] = set()
     with atomic_text_writer(out / "qa.jsonl") as fh:
         for i, (path, g) in enumerate(loaded):
             video = resolve_video(g.video, base=path.parent, videos_dir=videos_dir)
             for rec in gen.records(g, video, i):
+                ids.add(rec.id)
                 fh.write(rec.to_json() + "\n")
                 by_kind[rec.type] += 1
                 if rec.type == "perception-exists":
                     answers[rec.question][rec.answer] += 1
                 n += 1
-        for rec in extra:
+        for k, rec in extra:
+            # another perception file's records are numbered like these ("<video>-p000"): one id, one record
+            if rec.id in ids:
+                rec.id, renamed = f"{rec.id}-m{k}", renamed + 1
+                if rec.id in ids:
+                    raise ConfigError(f"--mix-in {mix_in[k]}: record id {rec.id!r} is already taken")
+            ids.add(rec.id)
             fh.write(rec.to_json() + "\n")
             by_kind[rec.type] += 1
         n += len(extra)
     yes = sum(c["yes"] for c in answers.values())
-    summary = {"records": n, "videos": len(loaded), "mixed_in": len(extra), "by_type": dict(sorted(by_kind.items())), "failed": failed,
+    summary = {"records": n, "videos": len(loaded), "mixed_in": len(extra), "renamed_ids": renamed,
+               "by_type": dict(sorted(by_kind.items())), "failed": failed,
                "exists_yes_share": round(yes / max(1, sum(sum(c.values()) for c in answers.values())), 4),
                "config": {"per_video": per_video, "mix": gen.mix, "seed": seed, "moment": moment}}
     atomic_write_json(out / "summary.json", summary)

@@ -62,12 +62,18 @@ class VisionPretrainConfig:
                              "words (fixed), so a bed in the frame and 'bed' in a question start as one direction.")
     targets: str = _f("objects", "objects: each token's labels and colours; events: also the verbs and predicates of the "
                                  "actions and relations whose participants cover it at that time.")
+    centre: bool = _f(False, "After training, fold the mean visual token (over centre_clips training clips) into the "
+                             "projector's output bias: every video's tokens share most of their direction, and the "
+                             "decoder's input norm would pass on mostly that shared part.")
+    centre_clips: int = _f(100, "Training clips whose tokens' mean is removed by centre.")
+    token_scale: float = _f(0.0, "With centre: rescale the projector's output so the visual tokens' RMS is this many "
+                                 "times the text embeddings' (0: keep their scale).")
     seed: int = _f(0, "Seed of the clip sampling and the head's weights.")
     log_every: int = _f(50, "Steps between log lines (with validation F1 when val_graphs is set).")
 
     def validate(self) -> None:
         """ConfigError naming the first field that cannot work."""
-        for name in ("steps", "batch_size", "num_frames", "val_clips", "log_every"):
+        for name in ("steps", "batch_size", "num_frames", "val_clips", "log_every", "centre_clips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"pretrain-vision: {name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.window <= 0:
@@ -76,6 +82,8 @@ class VisionPretrainConfig:
             raise ConfigError(f"pretrain-vision: head must be linear or words, got {self.head!r}")
         if self.targets not in TARGETS:
             raise ConfigError(f"pretrain-vision: targets must be {' or '.join(TARGETS)}, got {self.targets!r}")
+        if self.token_scale < 0 or (self.token_scale and not self.centre):
+            raise ConfigError(f"pretrain-vision: token_scale must be >= 0 and needs centre, got {self.token_scale}")
         if not 0 < self.min_cover <= 1:
             raise ConfigError(f"pretrain-vision: min_cover must be in (0, 1], got {self.min_cover}")
 
@@ -193,6 +201,39 @@ def _visual_tokens(model: Any, x: dict[str, Any], normalize: bool = True):
     if normalize:
         feats = feats * torch.rsqrt(feats.pow(2).mean(-1, keepdim=True) + 1e-6)
     return feats
+
+
+def _projector_output(model: Any):
+    """The last linear layer of the vision projector (the merger), whose output the decoder reads."""
+    import torch
+
+    merger = getattr(model.model.visual, "merger", None)
+    linears = [m for m in merger.modules() if isinstance(m, torch.nn.Linear)] if merger is not None else []
+    if not linears or linears[-1].bias is None:
+        raise ConfigError("pretrain-vision --centre: the vision projector has no output layer with a bias")
+    return linears[-1]
+
+
+def centre_visual_tokens(model: Any, inputs: list[dict[str, Any]], token_scale: float = 0.0) -> dict[str, float]:
+    """Remove the mean visual token of ``inputs`` (processor outputs of clips) from the projector's output
+    bias, and with ``token_scale`` rescale the tokens to that many times the text embeddings' RMS; returns
+    the norms before and after. A weight edit: the model stays an ordinary checkpoint."""
+    import torch
+
+    with torch.no_grad():
+        feats = torch.cat([_visual_tokens(model, x, normalize=False) for x in inputs])
+        mean = feats.mean(0)
+        centred = feats - mean
+        layer = _projector_output(model)
+        layer.bias -= mean
+        scale = 1.0
+        if token_scale:
+            text_rms = model.get_input_embeddings().weight.pow(2).mean().sqrt().item()
+            scale = token_scale * text_rms / max(1e-12, centred.pow(2).mean().sqrt().item())
+            layer.weight *= scale
+            layer.bias *= scale
+    return {"token_norm": round(feats.norm(dim=-1).mean().item(), 4), "shared_norm": round(mean.norm().item(), 4),
+            "centred_norm": round(centred.norm(dim=-1).mean().item() * scale, 4), "scale": round(scale, 6)}
 
 
 def _word_head(model: Any, tokenizer: Any, words: list[str]):
@@ -331,6 +372,12 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
                 line["val_f1"] = f1()
                 model.train()
             log.append(line)
+    centring = None
+    if cfg.centre:
+        model.eval()
+        crng = random.Random(f"stepkit-pretrain-vision-centre:{cfg.seed}")
+        centring = centre_visual_tokens(model, [clips.sample(crng)[0] for _ in range(cfg.centre_clips)],
+                                        cfg.token_scale)
     # the model is written beside OUT and moved in file by file; the summary comes last and marks the
     # run finished, so a killed run leaves no folder that looks like a model it did not finish
     out.mkdir(parents=True, exist_ok=True)
@@ -343,6 +390,7 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {"config": asdict(cfg), "family": fam.name, "labels": labels, "colours": colours, "events": events, "log": log,
+               "centring": centring,
                "val_f1": log[-1].get("val_f1") if log else None, "finished": True,
                "seconds": round(time.time() - start, 1)}
     atomic_write_json(out / SUMMARY, summary)
@@ -373,6 +421,11 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
                                     help="objects (labels, colours) or events (also verbs and predicates)."),
         normalize: bool = typer.Option(defaults.normalize, "--normalize/--raw",
                                        help="Head on RMS-normalised tokens (default) or on the raw projector output."),
+        centre: bool = typer.Option(defaults.centre, "--centre/--no-centre",
+                                    help="Fold the mean visual token into the projector's bias after training."),
+        token_scale: float = typer.Option(defaults.token_scale, "--token-scale",
+                                          help="With --centre: visual-token RMS as a multiple of the text embeddings' "
+                                               "(0 keeps it)."),
         seed: int = typer.Option(defaults.seed, "--seed", help="Random seed."),
         threads: int | None = typer.Option(None, "--threads", help="torch intra-op threads."),
     ) -> None:
@@ -385,7 +438,7 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
                                    lr=lr, num_frames=num_frames, window=window,
                                    val_graphs=str(val_graphs) if val_graphs else None,
                                    videos_dir=str(videos_dir) if videos_dir else None, normalize=normalize,
-                                   head=head, targets=targets, seed=seed)
+                                   head=head, targets=targets, centre=centre, token_scale=token_scale, seed=seed)
         try:
             s = pretrain_vision(cfg)
         except StepkitError as exc:
