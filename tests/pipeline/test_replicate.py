@@ -86,6 +86,10 @@ def test_perception_stage_comes_first_from_its_own_videos() -> None:
     centred = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], vision_centre=True,
                                                                       vision_token_scale=4.0))}
     assert "--centre" in centred["vision-pretrain"] and _opt(centred["vision-pretrain"], "--token-scale") == "4.0"
+    assert _opt(vp, "--window") == "1.0"
+    vec = {s.name: s.argv for s in plan_replicate(ReplicateConfig(out="R", seeds=[3], vision_head="vectors",
+                                                                  vision_window=10.0))}
+    assert _opt(vec["vision-pretrain"], "--head") == "vectors" and _opt(vec["vision-pretrain"], "--window") == "10.0"
     # every arm starts after the perception stage, from its model
     assert names.index("perception-train") < min(i for i, n in enumerate(names) if n.startswith("train-"))
 
@@ -125,7 +129,10 @@ def test_config_validation(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="perception_mix: .*unknown kind 'colors'"):
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"vision_head": "mlp"}))
-    with pytest.raises(ConfigError, match="vision_head: words or linear"):
+    with pytest.raises(ConfigError, match="vision_head: linear, words, vectors, got 'mlp'"):
+        load_replicate_config(p)
+    p.write_text(yaml.safe_dump({"vision_window": 0}))
+    with pytest.raises(ConfigError, match="vision_window: seconds > 0"):
         load_replicate_config(p)
     p.write_text(yaml.safe_dump({"vision_token_scale": 2.0}))
     with pytest.raises(ConfigError, match="vision_token_scale must be >= 0 and needs vision_centre"):

@@ -185,3 +185,33 @@ def test_centring_removes_the_shared_token_and_scales_to_the_text(world: Path, t
     assert feats.pow(2).mean().sqrt().item() == pytest.approx(4.0 * text_rms, rel=1e-3)
     with pytest.raises(ConfigError, match="token_scale"):
         pretrain_vision(VisionPretrainConfig(graphs=cfg.graphs, model=cfg.model, out="o", token_scale=2.0))
+
+
+def test_oracle_tokens_are_the_covered_words_at_a_fixed_norm() -> None:
+    import torch
+
+    from stepkit.train.vision_pretrain import floor_vector, oracle_tokens
+
+    vectors = torch.nn.functional.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(1)), dim=-1)
+    y = torch.tensor([[0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 1, 0, 0]], dtype=torch.float)
+    floor = floor_vector(32)
+    assert torch.equal(floor, floor_vector(32)) and abs(floor.norm().item() - 1) < 1e-6
+    t = oracle_tokens(y, vectors, floor, 12.0)
+    assert torch.allclose(t.norm(dim=-1), torch.full((3,), 12.0))
+    assert torch.allclose(t[0] / 12, floor, atol=1e-6)  # an empty patch is the floor alone
+    sims = torch.nn.functional.normalize(t, dim=-1) @ vectors.T
+    assert sims[1, 0] > 0.5 and sims[2, 1] > 0.4 and sims[2, 2] > 0.4
+    assert sims[1, 1:].abs().max() < sims[1, 0] - 0.3
+
+
+def test_vector_head_regresses_the_tokens_onto_the_oracle(world: Path, tiny_models, tmp_path: Path) -> None:
+    cfg = VisionPretrainConfig(graphs=str(world / "graphs"), model=str(tiny_models("qwen2.5-vl")),
+                               out=str(tmp_path / "v"), steps=30, batch_size=2, lr=5e-3, head="vectors",
+                               targets="events", val_graphs=str(world / "graphs"), val_clips=2, log_every=1)
+    s = pretrain_vision(cfg)
+    losses = [line["loss"] for line in s["log"] if "loss" in line]
+    assert s["finished"] and set(s["val_f1"]) == {"label", "colour", "event"}
+    assert losses[0] > 0.8 and losses[-1] < 0.5 * losses[0], losses  # from about 1 (a random tower) toward 0
+    with pytest.raises(ConfigError, match="vector_norm"):
+        pretrain_vision(VisionPretrainConfig(graphs=cfg.graphs, model=cfg.model, out=str(tmp_path / "x"),
+                                             head="vectors", vector_norm=0))

@@ -68,6 +68,25 @@ def tiny_cmd(
     console.print(f"wrote tiny {spec['family']} model (seed {seed}, size {spec['size']}) to {path}", highlight=False)
 
 
+@app.command("graft")
+def graft_cmd(
+    decoder: Path = typer.Argument(..., help="Model whose language model, tokenizer and chat template are kept."),
+    vision: Path = typer.Argument(..., help="Model (same family) whose vision tower and projector replace the decoder's."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the joined model into."),
+    overwrite: bool = typer.Option(False, help="Replace whatever is in --out."),
+) -> None:
+    """Join DECODER's language model to VISION's vision tower and projector (trained apart)."""
+    from stepkit.errors import StepkitError
+    from stepkit.models.graft import graft_vision
+
+    try:
+        s = graft_vision(decoder, vision, out, overwrite=overwrite)
+    except StepkitError as exc:
+        fail(exc)
+    console.print(f"{s['family']}: language model of {decoder}, vision tower of {vision} "
+                  f"({s['vision_parameters']:,} parameters) -> {out}", highlight=False)
+
+
 def _read_video(path: Path, num_frames: int):
     """``num_frames`` evenly spaced RGB frames of a video and the rate they stand for (frames/second)."""
     import av

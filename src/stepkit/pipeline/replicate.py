@@ -25,7 +25,7 @@ from stepkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from stepkit.pipeline.config import build_dataclass, read_yaml
 from stepkit.pipeline.stages import OnStage, Stage, resume_if_checkpointed, run_stages, save_run_config
 from stepkit.train.perception import parse_mix
-from stepkit.train.vision_pretrain import TARGETS
+from stepkit.train.vision_pretrain import HEADS, TARGETS
 
 ARMS = ("base", "answer-only", "step", "oracle")
 START = "start"  # the starting model every arm trains from (the output of the perception stage)
@@ -69,7 +69,10 @@ class ReplicateConfig:
     perception_questions_per_video: int = _f(40, "One-step generated questions per perception video, mixed in.")
     vision_steps: int = _f(400, "Steps of dense vision pretraining (`stepkit pretrain-vision`) on the perception videos' "
                                 "graphs before any language stage; 0 skips it (and the caption stage).")
-    vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings) or linear.")
+    vision_head: str = _f("words", "pretrain-vision --head: words (the decoder's word embeddings), linear, or vectors "
+                                   "(each token regressed onto the sum of those embeddings).")
+    vision_window: float = _f(1.0, "pretrain-vision --window: seconds of video per pretraining clip (the video's "
+                                   "duration matches the language stages' frame spacing).")
     vision_targets: str = _f("objects", "pretrain-vision --targets: objects (labels, colours) or events (also the verbs "
                                         "and predicates of what each token covers).")
     vision_centre: bool = _f(False, "pretrain-vision --centre: fold the mean visual token into the projector's bias, so "
@@ -117,8 +120,10 @@ def load_replicate_config(path: str | Path) -> ReplicateConfig:
         raise ConfigError(f"{path}: heldout_seed: must differ from train_seed {cfg.train_seed}")
     if cfg.perception_seed in (cfg.heldout_seed, cfg.train_seed):
         raise ConfigError(f"{path}: perception_seed: must differ from train_seed and heldout_seed")
-    if cfg.vision_head not in ("words", "linear"):
-        raise ConfigError(f"{path}: vision_head: words or linear, got {cfg.vision_head!r}")
+    if cfg.vision_head not in HEADS:
+        raise ConfigError(f"{path}: vision_head: {', '.join(HEADS)}, got {cfg.vision_head!r}")
+    if cfg.vision_window <= 0:
+        raise ConfigError(f"{path}: vision_window: seconds > 0, got {cfg.vision_window}")
     if cfg.vision_targets not in TARGETS:
         raise ConfigError(f"{path}: vision_targets: {' or '.join(TARGETS)}, got {cfg.vision_targets!r}")
     if cfg.vision_token_scale < 0 or (cfg.vision_token_scale and not cfg.vision_centre):
@@ -221,6 +226,7 @@ def plan_replicate(cfg: ReplicateConfig) -> list[Stage]:
         S.append(Stage("vision-pretrain", vision,
                        ["pretrain-vision", str(pw / "world" / "graphs"), "--model", str(first), "--out", str(vision),
                         "--steps", str(cfg.vision_steps), "--head", cfg.vision_head, "--targets", cfg.vision_targets,
+                        "--window", str(cfg.vision_window),
                         *(["--centre", "--token-scale", str(cfg.vision_token_scale)] if cfg.vision_centre else []),
                         "--batch-size",
                         str(cfg.batch_size), "--num-frames", str(cfg.num_frames), "--seed", str(cfg.start_seed),

@@ -5,7 +5,10 @@ sees nothing, and question-answer loss alone is a weak teacher for it: most of a
 can be predicted from the text. Here every visual token gets its own target instead: which object
 labels and which colours cover its patch of the frame at its frame time, read from the graph's
 tracked boxes (multi-label, binary cross-entropy through a head on the normalised projector output:
-learned, or the decoder's own word embeddings of the labels and colours). With ``targets: events``
+learned, or the decoder's own word embeddings of the labels and colours), or, with ``head: vectors``,
+one target vector per token: the sum of the decoder's word embeddings of what covers it (plus a fixed
+"nothing here" vector) at a fixed norm, regressed directly, so the tokens are written in the words the
+decoder reads (``oracle_tokens``: what a perfect tower would emit). With ``targets: events``
 a token also learns what is happening to what covers it: the verb of each action whose agent,
 object or target it covers, and the predicate of each relation whose subject or object it
 covers, at that frame time (the words a "which action came second?" or "what is the cup on?"
@@ -36,6 +39,8 @@ from stepkit.train.perception import box_at
 
 SUMMARY = "vision_pretrain.json"
 TARGETS = ("objects", "events")
+HEADS = ("linear", "words", "vectors")
+VECTOR_THRESHOLD = 0.3  # head vectors: a word counts as predicted when the token's cosine with it exceeds this
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 
 
@@ -59,7 +64,10 @@ class VisionPretrainConfig:
     normalize: bool = _f(True, "The head reads RMS-normalised tokens, as the decoder's input norm does: what it teaches "
                                "lives in the tokens' direction, which the decoder sees, not in their scale, which it does not.")
     head: str = _f("linear", "linear: a learned head; words: the decoder's own input embeddings of the label and colour "
-                             "words (fixed), so a bed in the frame and 'bed' in a question start as one direction.")
+                             "words (fixed), so a bed in the frame and 'bed' in a question start as one direction; "
+                             "vectors: each token regresses onto the sum of those embeddings (oracle_tokens), so it "
+                             "is written in the decoder's words.")
+    vector_norm: float = _f(12.0, "head vectors: the norm of every target token (about a word-head tower's token norm).")
     targets: str = _f("objects", "objects: each token's labels and colours; events: also the verbs and predicates of the "
                                  "actions and relations whose participants cover it at that time.")
     centre: bool = _f(False, "After training, fold the mean visual token (over centre_clips training clips) into the "
@@ -78,8 +86,10 @@ class VisionPretrainConfig:
                 raise ConfigError(f"pretrain-vision: {name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.window <= 0:
             raise ConfigError("pretrain-vision: lr and window must be > 0")
-        if self.head not in ("linear", "words"):
-            raise ConfigError(f"pretrain-vision: head must be linear or words, got {self.head!r}")
+        if self.head not in HEADS:
+            raise ConfigError(f"pretrain-vision: head must be {', '.join(HEADS)}, got {self.head!r}")
+        if self.vector_norm <= 0:
+            raise ConfigError(f"pretrain-vision: vector_norm must be > 0, got {self.vector_norm}")
         if self.targets not in TARGETS:
             raise ConfigError(f"pretrain-vision: targets must be {' or '.join(TARGETS)}, got {self.targets!r}")
         if self.token_scale < 0 or (self.token_scale and not self.centre):
@@ -236,9 +246,9 @@ def centre_visual_tokens(model: Any, inputs: list[dict[str, Any]], token_scale: 
             "centred_norm": round(centred.norm(dim=-1).mean().item() * scale, 4), "scale": round(scale, 6)}
 
 
-def _word_head(model: Any, tokenizer: Any, words: list[str]):
-    """A fixed classifier whose rows are the decoder's input embeddings of ``words`` (each the mean of
-    its tokens, with and without a leading space), with a learned scale and bias."""
+def word_vectors(model: Any, tokenizer: Any, words: list[str]):
+    """(words, hidden) unit rows: the decoder's input embedding of each word (the mean of its tokens,
+    with and without a leading space)."""
     import torch
 
     emb = model.get_input_embeddings().weight.detach()
@@ -246,8 +256,30 @@ def _word_head(model: Any, tokenizer: Any, words: list[str]):
     for w in words:
         ids = tokenizer(w, add_special_tokens=False)["input_ids"] + tokenizer(" " + w, add_special_tokens=False)["input_ids"]
         rows.append(emb[ids].mean(0))
-    weight = torch.stack(rows)
-    weight = weight / weight.norm(dim=-1, keepdim=True)
+    weight = torch.stack(rows).float()
+    return weight / weight.norm(dim=-1, keepdim=True)
+
+
+def floor_vector(hidden: int, seed: int = 0):
+    """The fixed unit "nothing here" vector every oracle token includes (seeded, so runs agree)."""
+    import torch
+
+    v = torch.randn(hidden, generator=torch.Generator().manual_seed(seed))
+    return v / v.norm()
+
+
+def oracle_tokens(y: Any, vectors: Any, floor: Any, norm: float):
+    """Target tokens of multi-hot ``y`` (tokens x words, from ``token_targets``): the sum of the word
+    ``vectors`` each token covers plus ``floor``, scaled to ``norm``: what a perfect tower emits."""
+    v = y @ vectors + floor
+    return norm * v / v.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+
+
+def _word_head(model: Any, tokenizer: Any, words: list[str]):
+    """A fixed classifier whose rows are ``word_vectors`` of ``words``, with a learned scale and bias."""
+    import torch
+
+    weight = word_vectors(model, tokenizer, words)
 
     class WordHead(torch.nn.Module):
         def __init__(self) -> None:
@@ -323,7 +355,12 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
         vclips = _Clips(_load_graphs(cfg.val_graphs), cfg, processor, labels, colours, events)
         vrng = random.Random(f"stepkit-pretrain-vision-val:{cfg.seed}")
         val = [vclips.sample(vrng) for _ in range(cfg.val_clips)]
-    if cfg.head == "words":
+    vectors = floor = None
+    if cfg.head == "vectors":
+        vectors = word_vectors(model, processor.tokenizer, labels + colours + events)
+        floor = floor_vector(vectors.shape[1])
+        head = torch.nn.Identity()
+    elif cfg.head == "words":
         head = _word_head(model, processor.tokenizer, labels + colours + events)
     else:
         head = torch.nn.Linear(model.config.text_config.hidden_size, len(labels) + len(colours) + len(events))
@@ -335,9 +372,23 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
     params += list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    def loss_of(x: dict[str, Any], y: Any):
+        if vectors is not None:
+            target = oracle_tokens(y, vectors, floor, cfg.vector_norm)
+            # mean squared error relative to the target's own per-element energy
+            return (_visual_tokens(model, x, normalize=False) - target).pow(2).mean() * y.new_tensor(
+                target.shape[1] / cfg.vector_norm ** 2)
+        return torch.nn.functional.binary_cross_entropy_with_logits(head(_visual_tokens(model, x, cfg.normalize)), y)
+
+    def predicted(x: dict[str, Any]):
+        if vectors is not None:
+            tokens = _visual_tokens(model, x, normalize=False)
+            return (tokens / tokens.norm(dim=-1, keepdim=True).clamp_min(1e-6)) @ vectors.T > VECTOR_THRESHOLD
+        return torch.sigmoid(head(_visual_tokens(model, x, cfg.normalize))) > 0.5
+
     @torch.no_grad()
     def f1() -> dict[str, float]:
-        pred = torch.cat([torch.sigmoid(head(_visual_tokens(model, x, cfg.normalize))) for x, _ in val]) > 0.5
+        pred = torch.cat([predicted(x) for x, _ in val])
         gold = torch.cat([y for _, y in val]) > 0
         res = {}
         groups = [("label", slice(0, len(labels))), ("colour", slice(len(labels), len(labels) + len(colours)))]
@@ -360,7 +411,7 @@ def pretrain_vision(cfg: VisionPretrainConfig) -> dict[str, Any]:
         total = 0.0
         for _ in range(cfg.batch_size):
             x, y = clips.sample(rng)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(head(_visual_tokens(model, x, cfg.normalize)), y)
+            loss = loss_of(x, y)
             (loss / cfg.batch_size).backward()
             total += loss.item() / cfg.batch_size
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -416,7 +467,10 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
         window: float = typer.Option(defaults.window, "--window", help="Seconds of video per clip."),
         val_graphs: Path | None = typer.Option(None, "--val-graphs", help="Validation graphs (per-token F1)."),
         videos_dir: Path | None = typer.Option(None, "--videos-dir", help="Folder of the videos."),
-        head: str = typer.Option(defaults.head, "--head", help="linear (learned) or words (the decoder's word embeddings)."),
+        head: str = typer.Option(defaults.head, "--head",
+                                 help="linear (learned), words (the decoder's word embeddings) or vectors (regress "
+                                      "each token onto the sum of those embeddings)."),
+        vector_norm: float = typer.Option(defaults.vector_norm, "--vector-norm", help="--head vectors: target token norm."),
         targets: str = typer.Option(defaults.targets, "--targets",
                                     help="objects (labels, colours) or events (also verbs and predicates)."),
         normalize: bool = typer.Option(defaults.normalize, "--normalize/--raw",
@@ -438,7 +492,7 @@ def register(app, bench) -> None:  # noqa: ARG001 - the verb-module protocol
                                    lr=lr, num_frames=num_frames, window=window,
                                    val_graphs=str(val_graphs) if val_graphs else None,
                                    videos_dir=str(videos_dir) if videos_dir else None, normalize=normalize,
-                                   head=head, targets=targets, centre=centre, token_scale=token_scale, seed=seed)
+                                   head=head, vector_norm=vector_norm, targets=targets, centre=centre, token_scale=token_scale, seed=seed)
         try:
             s = pretrain_vision(cfg)
         except StepkitError as exc:
