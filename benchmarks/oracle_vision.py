@@ -66,7 +66,7 @@ def _graph(video: str):
 
 def _oracle(frames: list, grid: tuple[int, int, int], merge: int, temporal: int):
     """(tokens, hidden) oracle vectors of one clip's merged visual tokens."""
-    from stepkit.train.vision_pretrain import oracle_tokens, token_targets
+    from stepkit.train.vision_pretrain import VisionPretrainConfig, oracle_tokens, token_targets
 
     where = [_FRAMES.get(_key(f)) for f in frames]
     if any(w is None for w in where) or len({w[0] for w in where}) != 1:
@@ -74,11 +74,11 @@ def _oracle(frames: list, grid: tuple[int, int, int], merge: int, temporal: int)
     g = _graph(where[0][0])
     times = [where[min(len(where) - 1, temporal * ti)][1] for ti in range(grid[0])]
     y = token_targets(g, times, (g.width, g.height), grid, merge, _STATE["labels"], _STATE["colours"],
-                      0.3, _STATE["events"] or None)
+                      VisionPretrainConfig.min_cover, _STATE["events"] or None)
     return oracle_tokens(y, _STATE["vectors"], _STATE["floor"], _STATE["norm"])
 
 
-def install(words_from: str, vocab_graphs: str, norm: float = 12.0, objects_only: bool = False) -> None:
+def install(words_from: str, vocab_graphs: str, norm: float | None = None, objects_only: bool = False) -> None:
     """Patch the frame readers, the Qwen2-VL video processor and the models' get_video_features."""
     import torch
     import transformers
@@ -88,7 +88,8 @@ def install(words_from: str, vocab_graphs: str, norm: float = 12.0, objects_only
     import stepkit.video as video_mod
     from stepkit.graph.serialize import iter_graph_files, load_graph
     from stepkit.models.families import family_of_checkpoint
-    from stepkit.train.vision_pretrain import event_vocabulary, floor_vector, token_vocabulary, word_vectors
+    from stepkit.train.vision_pretrain import (VisionPretrainConfig, event_vocabulary, floor_vector,
+                                               token_vocabulary, word_vectors)
 
     graphs = [load_graph(f) for f in iter_graph_files(vocab_graphs)]
     labels, colours = token_vocabulary(graphs)
@@ -97,6 +98,7 @@ def install(words_from: str, vocab_graphs: str, norm: float = 12.0, objects_only
     model = getattr(transformers, fam.model_class).from_pretrained(words_from)
     tok = transformers.AutoProcessor.from_pretrained(words_from).tokenizer
     vectors = word_vectors(model, tok, labels + colours + events)
+    norm = VisionPretrainConfig.vector_norm if norm is None else norm  # the towers' default target norm
     _STATE.update(labels=labels, colours=colours, events=events, vectors=vectors, norm=norm,
                   floor=floor_vector(vectors.shape[1]), hidden=vectors.shape[1])
     del model
@@ -156,7 +158,7 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description="stepkit with an oracle vision tower")
     ap.add_argument("--words-from", required=True, help="Model whose input embeddings give the fixed word vectors.")
     ap.add_argument("--vocab-graphs", required=True, help="Graphs whose labels, colours, verbs and predicates are the vocabulary.")
-    ap.add_argument("--norm", type=float, default=12.0, help="Norm of every oracle token.")
+    ap.add_argument("--norm", type=float, default=None, help="Norm of every oracle token (default: pretrain-vision's --vector-norm).")
     ap.add_argument("--objects-only", action="store_true", help="Labels and colours only (no verbs / predicates).")
     args = ap.parse_args(argv[:cut])
     install(args.words_from, args.vocab_graphs, args.norm, args.objects_only)
